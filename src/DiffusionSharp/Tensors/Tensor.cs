@@ -1,0 +1,124 @@
+using System.Runtime.InteropServices;
+
+namespace DiffusionSharp.Tensors;
+
+/// <summary>
+/// A dense, row-major fp32 tensor in 64-byte-aligned native memory: the one activation type of the engine.
+/// Image activations are channels-last, <c>[N, H, W, C]</c>; token sequences are <c>[N, T, C]</c>.
+/// The tensor owns its buffer unless it was created as a view; dispose it to free the memory at once.
+/// </summary>
+public sealed unsafe class Tensor : IDisposable
+{
+    /// <summary>Alignment of every buffer, in bytes: one AVX-512 register, one cache line.</summary>
+    public const int Alignment = 64;
+
+    private float* _data;
+    private readonly bool _owns;
+
+    /// <summary>The extent of each dimension, outermost first.</summary>
+    public int[] Shape { get; }
+
+    /// <summary>Number of elements (the product of <see cref="Shape"/>).</summary>
+    public long Length { get; }
+
+    public int Rank => Shape.Length;
+
+    /// <summary>Allocates a zero-filled tensor.</summary>
+    public Tensor(params int[] shape)
+    {
+        Shape = (int[])shape.Clone();
+        Length = ElementCount(Shape);
+        nuint bytes = (nuint)Math.Max(1, Length) * sizeof(float);
+        _data = (float*)NativeMemory.AlignedAlloc(bytes, Alignment);
+        NativeMemory.Clear(_data, bytes);
+        _owns = true;
+        if (bytes > 1 << 20) GC.AddMemoryPressure((long)bytes);
+    }
+
+    private Tensor(float* data, int[] shape, bool owns)
+    {
+        _data = data;
+        Shape = shape;
+        Length = ElementCount(shape);
+        _owns = owns;
+    }
+
+    /// <summary>A tensor over memory owned by someone else (an arena, a pinned array). Disposing it frees nothing.</summary>
+    public static Tensor View(float* data, params int[] shape) => new(data, (int[])shape.Clone(), owns: false);
+
+    /// <summary>Copies <paramref name="values"/> into a new tensor of the given shape.</summary>
+    public static Tensor FromArray(ReadOnlySpan<float> values, params int[] shape)
+    {
+        var t = new Tensor(shape);
+        if (values.Length != t.Length)
+            throw new ArgumentException($"{values.Length} values do not fill a tensor of shape {FormatShape(shape)} ({t.Length} elements).");
+        values.CopyTo(t.Span);
+        return t;
+    }
+
+    /// <summary>Pointer to element 0. Valid until the tensor is disposed.</summary>
+    public float* Data
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_data == null, this);
+            return _data;
+        }
+    }
+
+    /// <summary>The elements as a span (tensors over 2^31 elements are not supported by this accessor).</summary>
+    public Span<float> Span => new(Data, checked((int)Length));
+
+    public int this[int dim] => Shape[dim];
+
+    /// <summary>A view of the same memory with another shape of equal element count.</summary>
+    public Tensor Reshape(params int[] shape)
+    {
+        if (ElementCount(shape) != Length)
+            throw new ArgumentException($"Cannot reshape {FormatShape(Shape)} to {FormatShape(shape)}.");
+        return new Tensor(Data, (int[])shape.Clone(), owns: false);
+    }
+
+    public float[] ToArray() => Span.ToArray();
+
+    public Tensor Clone()
+    {
+        var t = new Tensor(Shape);
+        Span.CopyTo(t.Span);
+        return t;
+    }
+
+    public bool ShapeEquals(params int[] shape) => Shape.AsSpan().SequenceEqual(shape);
+
+    public static long ElementCount(ReadOnlySpan<int> shape)
+    {
+        long n = 1;
+        foreach (int d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"Negative dimension {d} in a tensor shape.");
+            n = checked(n * d);
+        }
+        return n;
+    }
+
+    public static string FormatShape(ReadOnlySpan<int> shape) => "[" + string.Join(", ", shape.ToArray()) + "]";
+
+    public override string ToString() => $"Tensor{FormatShape(Shape)}";
+
+    public void Dispose()
+    {
+        if (_data != null && _owns)
+        {
+            NativeMemory.AlignedFree(_data);
+            long bytes = Math.Max(1, Length) * sizeof(float);
+            if (bytes > 1 << 20) GC.RemoveMemoryPressure(bytes);
+        }
+        _data = null;
+        GC.SuppressFinalize(this);
+    }
+
+    ~Tensor()
+    {
+        if (_data != null && _owns) NativeMemory.AlignedFree(_data);
+    }
+}
