@@ -1,0 +1,43 @@
+using DiffusionSharp.Kernels.Gemm;
+
+namespace DiffusionSharp.Kernels.Conv;
+
+/// <summary>
+/// Convolution filters packed once for channels-last implicit GEMM: PyTorch's [Cout, Cin, kh, kw] is reordered to
+/// [Cout, kh, kw, Cin] (one im2col row per output pixel in (ky, kx, ci) order) and packed as a
+/// <see cref="PackedMatrix"/> of shape [Cout, kh*kw*Cin].
+/// </summary>
+public sealed class ConvolutionWeights : IDisposable
+{
+    public int OutChannels { get; }
+    public int InChannels { get; }
+    public int KernelHeight { get; }
+    public int KernelWidth { get; }
+    public PackedMatrix Matrix { get; }
+
+    /// <summary>Packs filters given in PyTorch layout [outChannels, inChannels, kh, kw].</summary>
+    public ConvolutionWeights(ReadOnlySpan<float> weight, int outChannels, int inChannels, int kernelHeight, int kernelWidth)
+    {
+        long expected = (long)outChannels * inChannels * kernelHeight * kernelWidth;
+        if (weight.Length != expected)
+            throw new ArgumentException($"Convolution weight has {weight.Length} values; [{outChannels}, {inChannels}, {kernelHeight}, {kernelWidth}] needs {expected}.");
+        OutChannels = outChannels;
+        InChannels = inChannels;
+        KernelHeight = kernelHeight;
+        KernelWidth = kernelWidth;
+        int k = kernelHeight * kernelWidth * inChannels;
+        var reordered = new float[(long)outChannels * k];
+        for (int o = 0; o < outChannels; o++)
+        for (int ci = 0; ci < inChannels; ci++)
+        for (int ky = 0; ky < kernelHeight; ky++)
+        for (int kx = 0; kx < kernelWidth; kx++)
+            reordered[(long)o * k + (ky * kernelWidth + kx) * inChannels + ci] =
+                weight[((o * inChannels + ci) * kernelHeight + ky) * kernelWidth + kx];
+        Matrix = new PackedMatrix(reordered, outChannels, k);
+    }
+
+    /// <summary>W[o, ky, kx, ci] (slow; reference kernels and tests).</summary>
+    public float this[int o, int ky, int kx, int ci] => Matrix[o, (ky * KernelWidth + kx) * InChannels + ci];
+
+    public void Dispose() => Matrix.Dispose();
+}
