@@ -10,8 +10,8 @@ namespace DiffusionSharp.IO.Safetensors;
 /// (files from other writers put F16/F32 tensors at odd offsets).
 ///
 /// F16 -> F32 and BF16 -> F32 run on <see cref="Vector{T}"/> (256-bit with AVX2): F16 uses the exact
-/// bit-manipulation widening (exponent rebias, subnormals renormalised by one float subtraction, Inf/NaN
-/// kept with payload); BF16 is a 16-bit shift. Every other path is scalar: those dtypes are rare in checkpoints.
+/// bit-manipulation widening (exponent rebias, subnormals renormalised by one float subtraction, Inf kept,
+/// NaN payload kept and quieted); BF16 is a 16-bit shift. Every other path is scalar: those dtypes are rare in checkpoints.
 /// The scalar twins in <c>DTypeConversion.Reference.cs</c> are the specification and the test oracle.
 /// Writing (float32 -> F16/BF16) rounds to nearest even.
 /// </summary>
@@ -60,7 +60,7 @@ internal static partial class DTypeConversion
         }
     }
 
-    /// <summary>F16 -> F32, exact for every one of the 65536 codes (NaN payloads included).</summary>
+    /// <summary>F16 -> F32, exact for every one of the 65536 codes; NaNs keep their payload and come out quiet, as with F16C hardware and <see cref="Half"/>.</summary>
     public static void HalfToFloat32(ReadOnlySpan<byte> source, Span<float> destination)
     {
         if (source.Length < 2L * destination.Length)
@@ -93,7 +93,8 @@ internal static partial class DTypeConversion
         Vector<uint> bits = Vector.ShiftLeft(x & new Vector<uint>(0x7FFF), 13);   // exponent and mantissa in F32 position
         Vector<uint> exp = bits & expMask;
         Vector<uint> normal = bits + rebias;                                      // exponent bias 15 -> 127
-        Vector<uint> infNan = normal + rebias;                                    // exponent 31 -> 255
+        Vector<uint> quiet = Vector.GreaterThan(bits & new Vector<uint>(0x3FFu << 13), Vector<uint>.Zero) & new Vector<uint>(1u << 22);
+        Vector<uint> infNan = (normal + rebias) | quiet;                          // exponent 31 -> 255; NaNs quieted
         Vector<uint> subnormal = Vector.AsVectorUInt32(                           // m * 2^-24, exactly
             Vector.AsVectorSingle(normal + new Vector<uint>(1u << 23)) - Vector.AsVectorSingle(new Vector<uint>(113u << 23)));
         Vector<uint> result = Vector.ConditionalSelect(Vector.Equals(exp, expMask), infNan,
