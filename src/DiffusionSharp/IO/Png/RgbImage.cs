@@ -31,10 +31,9 @@ public sealed class RgbImage
     {
         if (width <= 0 || height <= 0)
             throw new ArgumentOutOfRangeException(width <= 0 ? nameof(width) : nameof(height), $"Image sizes must be positive, got {width}x{height}.");
-        long bytes = 3L * width * height;
-        if (bytes > Array.MaxLength)
+        if ((long)width * height > Array.MaxLength / 3)
             throw new ArgumentOutOfRangeException(nameof(width), $"A {width}x{height} RGB image does not fit in one array.");
-        return bytes;
+        return 3L * width * height;
     }
 
     public override string ToString() => $"RgbImage {Width}x{Height}";
