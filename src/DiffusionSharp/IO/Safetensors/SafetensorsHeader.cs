@@ -206,7 +206,8 @@ internal static class SafetensorsHeader
         JsonTokenType.Number => $"the number {Encoding.UTF8.GetString(reader.ValueSpan)}",
         JsonTokenType.StartObject => "an object",
         JsonTokenType.StartArray => "an array",
-        JsonTokenType.True or JsonTokenType.False => reader.TokenType == JsonTokenType.True ? "true" : "false",
+        JsonTokenType.True => "true",
+        JsonTokenType.False => "false",
         JsonTokenType.Null => "null",
         _ => reader.TokenType.ToString(),
     };
