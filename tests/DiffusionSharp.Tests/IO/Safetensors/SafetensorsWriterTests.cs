@@ -189,6 +189,23 @@ public class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
+    public void LargeTensors_AreStreamed_NotCopied()
+    {
+        // 32 MB of float32 written as F16 and 32 MB of raw bytes: the writer may allocate its header and a
+        // small conversion block, never a converted or concatenated copy of the data.
+        var values = new float[8 << 20];
+        var raw = new byte[32 << 20];
+        string path = _folder.File("large.safetensors");
+        SafetensorsWriter.Write(_folder.File("warmup.safetensors"), [new Float32SafetensorEntry("w", [1], new float[1])], SafetensorsDType.F16);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        SafetensorsWriter.Write(path, [new Float32SafetensorEntry("w", [values.Length], values)], SafetensorsDType.F16);
+        SafetensorsWriter.Write(path, [new SafetensorEntry("r", SafetensorsDType.U8, [raw.Length], raw)]);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 1 << 20, $"writing 64 MB of tensors allocated {allocated} bytes");
+        Assert.Equal(8 + 72 + raw.Length, new FileInfo(path).Length);
+    }
+
+    [Fact]
     public void InvalidInput_ThrowsBeforeCreatingAnyFile()
     {
         string path = _folder.File("bad.safetensors");
