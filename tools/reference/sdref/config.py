@@ -433,7 +433,7 @@ def tiny_sd15() -> ModelConfigs:
 def tiny_mobile() -> ModelConfigs:
     """A tiny MobileDiffusion-style model with every extension option on (for fixtures): 3 UNet levels, no
     transformer at the top level, cross-attention-only blocks at the middle level, full blocks (self + cross + ff)
-    at the lowest level and in the mid block, shared K/V projection, ReLU attention, SwiGLU feed-forward with
+    at the lowest level and in the mid block (depth 1, set explicitly), shared K/V projection, ReLU attention, SwiGLU feed-forward with
     ff_mult 3, separable convs at the two lower levels, fewer resnets at the top levels, the guidance-scale
     embedding input, and an f2 VAE with 3 latent channels."""
     return ModelConfigs(
@@ -446,6 +446,7 @@ def tiny_mobile() -> ModelConfigs:
             block_out_channels=[16, 32, 32],
             layers_per_block=[1, 1, 2],
             transformer_layers_per_block=[0, 1, 2],
+            mid_block_transformer_layers=1,
             norm_num_groups=8,
             cross_attention_dim=16,
             attention_head_dim=[2, 4, 4],

@@ -7,6 +7,7 @@ State-dict keys equal diffusers' keys: `conv_in`, `time_embedding.{linear_1,line
 
 from __future__ import annotations
 
+import dataclasses
 from typing import List, Optional, Union
 
 import torch
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import UNet2DConditionConfig
+from .attention import Attention
 from .embeddings import TimestepEmbedding, guidance_scale_embedding, timestep_embedding
 from .unet_blocks import DownBlock2D, TransformerOptions, UNetMidBlock2DCrossAttn, UpBlock2D
 
@@ -124,6 +126,14 @@ class UNet2DConditionModel(nn.Module):
         # 6. post-process
         sample = F.silu(self.conv_norm_out(sample))  # [B, C0, H, W]
         return self.conv_out(sample)  # [B, out_channels, H, W]
+
+    def set_attention_activation(self, activation: str) -> None:
+        """Switch every attention of this UNet to "softmax" or "relu" in place, keeping the weights (the
+        MobileDiffusion recipe fine-tunes a softmax-trained model into ReLU attention)."""
+        self.config = dataclasses.replace(self.config, attention_activation=activation)
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.activation = activation
 
     @staticmethod
     def guidance_embedding(w: torch.Tensor, config: UNet2DConditionConfig, dtype: torch.dtype = torch.float32
