@@ -110,7 +110,7 @@ public sealed class NoiseSchedule
 
     /// <summary>
     /// The noise level of a fractional timestep, interpolating linearly in log sigma between <c>floor(t)</c> and
-    /// <c>ceil(t)</c> (k-diffusion <c>t_to_sigma</c>). Integer timesteps give <see cref="Sigmas"/> exactly.
+    /// <c>ceil(t)</c> (k-diffusion <c>t_to_sigma</c>). Integer timesteps give <see cref="Sigmas"/> up to rounding.
     /// </summary>
     public double TToSigma(double t)
     {
