@@ -48,7 +48,7 @@ public sealed class DdimSampler : Sampler
             }
             if (sigmaUp > 0)
                 run.AddNoise(x, sigmaUp);
-            run.EndStep();
+            run.EndStep(sigmas[i + 1]);
         }
     }
 }

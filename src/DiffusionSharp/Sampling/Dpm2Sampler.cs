@@ -49,7 +49,7 @@ public sealed class Dpm2Sampler : Sampler
                     x[j] = (float)(x[j] + d2 * (sigmaNext - sigma));
                 }
             }
-            run.EndStep();
+            run.EndStep(sigmas[i + 1]);
         }
     }
 }

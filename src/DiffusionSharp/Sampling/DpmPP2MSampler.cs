@@ -42,7 +42,7 @@ public sealed class DpmPP2MSampler : Sampler
                     x[j] = (float)(ratio * x[j] + weight * (a * denoised[j] - b * oldDenoised[j]));
             }
             (denoised, oldDenoised) = (oldDenoised, denoised);
-            run.EndStep();
+            run.EndStep(sigmas[i + 1]);
         }
     }
 }

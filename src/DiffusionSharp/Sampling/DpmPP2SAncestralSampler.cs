@@ -65,7 +65,7 @@ public sealed class DpmPP2SAncestralSampler : Sampler
             }
             if (SNoise * sigmaUp > 0)
                 run.AddNoise(x, SNoise * sigmaUp);
-            run.EndStep();
+            run.EndStep(sigmas[i + 1]);
         }
     }
 }

@@ -48,7 +48,7 @@ public sealed class EulerAncestralSampler : Sampler
             }
             if (SNoise * sigmaUp > 0)
                 run.AddNoise(x, SNoise * sigmaUp);
-            run.EndStep();
+            run.EndStep(sigmas[i + 1]);
         }
     }
 }

@@ -27,7 +27,7 @@ public sealed class EulerSampler : Sampler
                 double d = (xj - denoised[j]) / sigma;
                 x[j] = (float)(xj + d * dt);
             }
-            run.EndStep();
+            run.EndStep(sigmas[i + 1]);
         }
     }
 }

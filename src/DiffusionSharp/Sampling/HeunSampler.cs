@@ -49,7 +49,7 @@ public sealed class HeunSampler : Sampler
                     x[j] = (float)(xj + (d + d2) / 2 * dt);
                 }
             }
-            run.EndStep();
+            run.EndStep(sigmas[i + 1]);
         }
     }
 }

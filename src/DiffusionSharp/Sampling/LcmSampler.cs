@@ -26,7 +26,7 @@ public sealed class LcmSampler : Sampler
             denoised.CopyTo(x);
             if (sigmas[i + 1] > 0)
                 run.AddNoise(x, sigmas[i + 1]);
-            run.EndStep();
+            run.EndStep(sigmas[i + 1]);
         }
     }
 }

@@ -62,7 +62,7 @@ public abstract class Sampler
             if (!float.IsFinite(x[i]))
                 throw new ArgumentException($"The starting latent holds {x[i]} at element {i}.", nameof(x));
 
-        var run = new SamplingRun(denoiser, noise, sigmas, ModelEvaluations(sigmas), progress, cancellationToken);
+        var run = new SamplingRun(denoiser, noise, sigmas.Length - 1, ModelEvaluations(sigmas), progress, cancellationToken);
         Run(run, x, sigmas);
     }
 

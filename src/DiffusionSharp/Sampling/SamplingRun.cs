@@ -6,15 +6,14 @@ namespace DiffusionSharp.Sampling;
 /// The bookkeeping every sampler shares during one <see cref="Sampler.Sample"/> call: cancellation between steps,
 /// model evaluation counting and the non-finite check, noise injection, progress reports.
 /// </summary>
-internal sealed class SamplingRun(IDenoiser denoiser, INoiseGenerator noise, ReadOnlySpan<double> sigmas, int totalEvaluations,
+internal sealed class SamplingRun(IDenoiser denoiser, INoiseGenerator noise, int steps, int totalEvaluations,
     IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
 {
-    private readonly double[] _sigmas = sigmas.ToArray();
     private float[] _noise = [];
     private int _step;
     private int _evaluations;
 
-    public int Steps => _sigmas.Length - 1;
+    public int Steps => steps;
 
     /// <summary>Throws <see cref="OperationCanceledException"/> if cancellation was requested before step <paramref name="i"/>.</summary>
     public void BeginStep(int i)
@@ -43,6 +42,7 @@ internal sealed class SamplingRun(IDenoiser denoiser, INoiseGenerator noise, Rea
             x[i] = (float)(x[i] + scale * _noise[i]);
     }
 
-    public void EndStep() =>
-        progress?.Report(new SamplerProgress(_step + 1, Steps, _evaluations, totalEvaluations, _sigmas[_step + 1]));
+    /// <summary>Reports the step as done, the latent now being at noise level <paramref name="sigmaReached"/>.</summary>
+    public void EndStep(double sigmaReached) =>
+        progress?.Report(new SamplerProgress(_step + 1, Steps, _evaluations, totalEvaluations, sigmaReached));
 }

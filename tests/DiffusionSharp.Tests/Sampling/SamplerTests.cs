@@ -205,6 +205,28 @@ public class SamplerTests
         Assert.Equal(perm.Select(p => x[p]), y);
     }
 
+    [Fact]
+    public void Steps_AllocateNothing_OnlyTheRunItsBuffers()
+    {
+        // A 40-step run allocates exactly what a 4-step run does: the per-call scratch buffers, nothing per step.
+        foreach (var info in SamplerRegistry.All)
+        {
+            var sampler = info.Create();
+            var denoiser = new PositionFreeDenoiser();
+            var noise = new PhiloxGenerator(7);
+            long Allocated(int steps)
+            {
+                var sigmas = SigmaSchedules.Create(Scheduler.Karras, NoiseSchedule.StableDiffusion, steps);
+                var x = new float[256];
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                sampler.Sample(denoiser, x, sigmas, noise);
+                return GC.GetAllocatedBytesForCurrentThread() - before;
+            }
+            Allocated(4); // warm up the JIT
+            Assert.True(Allocated(4) == Allocated(40), $"{info.Name} allocates per step");
+        }
+    }
+
     private sealed class PositionFreeDenoiser : IDenoiser
     {
         public void Denoise(ReadOnlySpan<float> x, double sigma, Span<float> denoised)
