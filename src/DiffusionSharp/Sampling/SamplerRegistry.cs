@@ -25,7 +25,7 @@ public static class SamplerRegistry
     ];
 
     /// <summary>euler_a, as in A1111 and stable-diffusion.cpp.</summary>
-    public static SamplerInfo Default => All[1];
+    public static SamplerInfo Default { get; } = All.Single(s => s.Name == "euler_a");
 
     /// <summary>Finds a sampler by name, alias or label, with an optional schedule suffix.</summary>
     /// <exception cref="ArgumentException">The name is unknown; the message lists the valid names.</exception>
