@@ -1,0 +1,13 @@
+namespace DiffusionSharp.Nn;
+
+/// <summary>A checkpoint does not fit the model being loaded: a tensor is missing or has the wrong shape.
+/// The message names the full checkpoint key and the file.</summary>
+public abstract class WeightException : Exception
+{
+    public string Key { get; }
+
+    protected WeightException(string key, string message) : base(message)
+    {
+        Key = key;
+    }
+}
