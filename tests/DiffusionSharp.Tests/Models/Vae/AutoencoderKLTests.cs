@@ -7,8 +7,8 @@ namespace DiffusionSharp.Tests.Models.Vae;
 /// <summary>The VAE of both tiny checkpoints and its blocks against the float64 PyTorch reference.</summary>
 public class AutoencoderKLTests
 {
-    // fp32 vs float64 through the decoder/encoder: max |diff| measured ~1e-6 on values of magnitude ~1.
-    private const double Atol = 1e-5, Rtol = 1e-4;
+    // fp32 vs float64: max |diff| measured 1e-6 (encoder, blocks) to 1e-5 (tiny-sd15 decoder, 4 levels, |image| up to 3).
+    private const double Atol = 3e-5, Rtol = 1e-4;
 
     private static AutoencoderKL Load(string model, bool loadEncoder = true)
     {
