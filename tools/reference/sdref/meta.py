@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, Tuple
 
 import torch
 from torch import nn
@@ -32,11 +32,6 @@ def meta_device() -> Iterator[None]:
     else:
         with _MetaFactories():
             yield
-
-
-def state_dict_shapes(module: nn.Module) -> List[Tuple[str, torch.dtype, Tuple[int, ...]]]:
-    """(key, dtype, shape) of every state-dict entry, in state-dict order."""
-    return [(k, v.dtype, tuple(v.shape)) for k, v in module.state_dict().items()]
 
 
 def parameter_count(module: nn.Module) -> int:
