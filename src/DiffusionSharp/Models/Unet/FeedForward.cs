@@ -1,0 +1,69 @@
+using DiffusionSharp.Kernels.Elementwise;
+using DiffusionSharp.Nn;
+using DiffusionSharp.Tensors;
+
+namespace DiffusionSharp.Models.Unet;
+
+/// <summary>
+/// diffusers <c>FeedForward</c> with a gated first projection: <c>net.0.proj</c> maps C -> 2 * inner, the first half is
+/// the value and the second the gate; out = <c>net.2</c>(value * act(gate)), act = exact GELU (GEGLU, SD) or SiLU
+/// (SwiGLU, MobileDiffusion). inner = mult * C. (<c>net.1</c> is diffusers' dropout: no weights.)
+/// </summary>
+public sealed unsafe class FeedForward : Module
+{
+    private readonly Linear _proj;
+    private readonly Linear _out;
+
+    public int Dim { get; }
+    public int InnerDim { get; }
+    public GateKind Gate { get; }
+
+    private FeedForward(WeightScope scope, int dim, int mult, GateKind gate)
+    {
+        Dim = dim;
+        InnerDim = dim * mult;
+        Gate = gate;
+        try
+        {
+            _proj = Add(Linear.Load(scope.Push("net").Push(0).Push("proj"), dim, 2 * InnerDim));
+            _out = Add(Linear.Load(scope.Push("net").Push(2), InnerDim, dim));
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public static FeedForward Load(WeightScope scope, int dim, int mult, GateKind gate) => new(scope, dim, mult, gate);
+
+    /// <summary>x [B, T, C] -> [B, T, C], a new tensor.</summary>
+    public Tensor Forward(Tensor x)
+    {
+        var output = new Tensor(x.Shape); // [B, T, C]
+        try
+        {
+            Forward(x, output);
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
+        }
+        return output;
+    }
+
+    /// <summary>output = ff(x) (+ residual, which may be <paramref name="output"/>); output must not overlap x.</summary>
+    public void Forward(Tensor x, Tensor output, Tensor? residual = null)
+    {
+        using var projected = _proj.Forward(x); // [B, T, 2*inner]
+        int rows = checked((int)(projected.Length / (2 * InnerDim)));
+        Activations.Gated(Gate, projected.Data, rows, InnerDim, projected.Data); // rows compacted in place
+        using var gated = projected.Reshape(rows, InnerDim); // [B*T, inner] view
+        using var flatOutput = output.Reshape(rows, Dim); // [B*T, C] view
+        using var flatResidual = residual?.Reshape(rows, Dim);
+        _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
+    }
+
+    public long MultiplyAccumulates(int tokens) => _proj.MultiplyAccumulates(tokens) + _out.MultiplyAccumulates(tokens);
+}

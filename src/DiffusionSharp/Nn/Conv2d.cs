@@ -1,0 +1,91 @@
+using DiffusionSharp.Kernels.Conv;
+using DiffusionSharp.Tensors;
+
+namespace DiffusionSharp.Nn;
+
+/// <summary>
+/// PyTorch <c>nn.Conv2d</c> (groups 1) on channels-last tensors: keys <c>weight</c> [Cout, Cin, k, k] and
+/// <c>bias</c> [Cout]. Filters are reordered and packed once at load (<see cref="ConvolutionWeights"/>).
+/// </summary>
+public sealed unsafe class Conv2d : Module, IConvolution
+{
+    private readonly float[]? _bias;
+
+    public int InChannels { get; }
+    public int OutChannels { get; }
+    public int KernelSize { get; }
+    public int Stride { get; }
+    public Padding2d Padding { get; }
+    public ConvolutionWeights Weights { get; }
+
+    private Conv2d(WeightScope scope, int inChannels, int outChannels, int kernelSize, int stride, Padding2d padding, bool bias)
+    {
+        InChannels = inChannels;
+        OutChannels = outChannels;
+        KernelSize = kernelSize;
+        Stride = stride;
+        Padding = padding;
+        float[] weight = scope.Require("weight", outChannels, inChannels, kernelSize, kernelSize);
+        _bias = bias ? scope.Require("bias", outChannels) : null;
+        Weights = new ConvolutionWeights(weight, outChannels, inChannels, kernelSize, kernelSize);
+    }
+
+    /// <summary>Binds a square convolution with the same zero padding on every side.</summary>
+    public static Conv2d Load(WeightScope scope, int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0, bool bias = true)
+        => new(scope, inChannels, outChannels, kernelSize, stride, Padding2d.Same(padding), bias);
+
+    /// <summary>Binds a square convolution with per-side zero padding.</summary>
+    public static Conv2d Load(WeightScope scope, int inChannels, int outChannels, int kernelSize, int stride, Padding2d padding, bool bias = true)
+        => new(scope, inChannels, outChannels, kernelSize, stride, padding, bias);
+
+    public Conv2dGeometry Geometry(int batch, int height, int width)
+        => new(batch, height, width, InChannels, OutChannels, KernelSize, KernelSize, Stride, Stride,
+            Padding.Top, Padding.Left, Padding.Bottom, Padding.Right);
+
+    public Tensor Forward(Tensor x, Tensor? residual = null)
+    {
+        var g = CheckedGeometry(x);
+        var y = new Tensor(g.Batch, g.OutHeight, g.OutWidth, OutChannels); // [B, Ho, Wo, Cout]
+        try
+        {
+            Forward(x, y, residual);
+        }
+        catch
+        {
+            y.Dispose();
+            throw;
+        }
+        return y;
+    }
+
+    /// <summary>output = conv(x) + bias (+ residual, which may be <paramref name="output"/> itself).</summary>
+    public void Forward(Tensor x, Tensor output, Tensor? residual = null)
+    {
+        var g = CheckedGeometry(x);
+        if (!output.ShapeEquals(g.Batch, g.OutHeight, g.OutWidth, OutChannels))
+            throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: output {output} does not match input {x}.", nameof(output));
+        if (residual != null && !residual.ShapeEquals(output.Shape))
+            throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: residual {residual} does not match output {output}.", nameof(residual));
+        fixed (float* bias = _bias)
+            Conv2dKernel.Forward(x.Data, g, Weights, bias, output.Data, residual != null ? residual.Data : null);
+    }
+
+    public long MultiplyAccumulates(int height, int width)
+    {
+        var g = Geometry(1, height, width);
+        return g.OutputPixels * OutChannels * g.PatchSize;
+    }
+
+    protected override long OwnParameterCount => (long)OutChannels * InChannels * KernelSize * KernelSize + (_bias?.Length ?? 0);
+
+    protected override void DisposeOwned() => Weights.Dispose();
+
+    private Conv2dGeometry CheckedGeometry(Tensor x)
+    {
+        if (x.Rank != 4 || x.Shape[3] != InChannels)
+            throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: input {x} must be [B, H, W, {InChannels}].", nameof(x));
+        var g = Geometry(x.Shape[0], x.Shape[1], x.Shape[2]);
+        g.Validate();
+        return g;
+    }
+}

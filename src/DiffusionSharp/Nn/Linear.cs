@@ -1,0 +1,81 @@
+using DiffusionSharp.Kernels.Gemm;
+using DiffusionSharp.Tensors;
+
+namespace DiffusionSharp.Nn;
+
+/// <summary>
+/// y = x · Wᵀ + b over the last dimension (PyTorch <c>nn.Linear</c>; keys <c>weight</c> [out, in], <c>bias</c> [out]).
+/// Also serves 1x1 convolutions, which on channels-last tensors are the same GEMM over pixels.
+/// The weight is packed once at load (<see cref="PackedMatrix"/>).
+/// </summary>
+public sealed unsafe class Linear : Module
+{
+    private readonly float[]? _bias;
+
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+    public PackedMatrix Weight { get; }
+    public bool HasBias => _bias != null;
+
+    private Linear(float[] weight, float[]? bias, int inFeatures, int outFeatures)
+    {
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        Weight = new PackedMatrix(weight, outFeatures, inFeatures);
+        _bias = bias;
+    }
+
+    /// <summary>Binds <c>weight</c> [out, in] and, when <paramref name="bias"/>, <c>bias</c> [out].</summary>
+    public static Linear Load(WeightScope scope, int inFeatures, int outFeatures, bool bias = true)
+        => new(scope.Require("weight", outFeatures, inFeatures), bias ? scope.Require("bias", outFeatures) : null, inFeatures, outFeatures);
+
+    /// <summary>Binds a 1x1 convolution: <c>weight</c> [out, in, 1, 1] and <c>bias</c> [out].</summary>
+    public static Linear LoadPointwiseConv(WeightScope scope, int inChannels, int outChannels, bool bias = true)
+        => new(scope.Require("weight", outChannels, inChannels, 1, 1), bias ? scope.Require("bias", outChannels) : null, inChannels, outChannels);
+
+    /// <summary>x [..., in] -> [..., out] (a new tensor; the caller disposes it).</summary>
+    public Tensor Forward(Tensor x)
+    {
+        var shape = (int[])x.Shape.Clone();
+        shape[^1] = OutFeatures;
+        var y = new Tensor(shape); // [..., out]
+        try
+        {
+            Forward(x, y);
+        }
+        catch
+        {
+            y.Dispose();
+            throw;
+        }
+        return y;
+    }
+
+    /// <summary>output = x · Wᵀ + b (+ residual). <paramref name="residual"/> may be <paramref name="output"/> itself
+    /// (accumulate in place); <paramref name="output"/> must not overlap <paramref name="x"/>.</summary>
+    public void Forward(Tensor x, Tensor output, Tensor? residual = null)
+    {
+        int rows = Rows(x, InFeatures, "input");
+        if (Rows(output, OutFeatures, "output") != rows)
+            throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: output {output} does not match input {x}.", nameof(output));
+        if (residual != null && (residual.Length != output.Length || residual.Shape[^1] != OutFeatures))
+            throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: residual {residual} does not match output {output}.", nameof(residual));
+        fixed (float* bias = _bias)
+            GemmKernel.Linear(x.Data, InFeatures, rows, Weight, bias, output.Data, OutFeatures,
+                residual != null ? residual.Data : null, OutFeatures);
+    }
+
+    /// <summary>Multiply-accumulates of one forward over <paramref name="rows"/> rows.</summary>
+    public long MultiplyAccumulates(long rows) => rows * InFeatures * OutFeatures;
+
+    protected override long OwnParameterCount => (long)InFeatures * OutFeatures + (_bias?.Length ?? 0);
+
+    protected override void DisposeOwned() => Weight.Dispose();
+
+    private int Rows(Tensor t, int features, string what)
+    {
+        if (t.Rank == 0 || t.Shape[^1] != features)
+            throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: {what} {t} must end in {features} features.");
+        return checked((int)(t.Length / features));
+    }
+}

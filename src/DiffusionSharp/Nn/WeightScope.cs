@@ -1,0 +1,84 @@
+namespace DiffusionSharp.Nn;
+
+/// <summary>
+/// A key prefix into an <see cref="IWeightSource"/> (candle's VarBuilder): <c>scope.Push("down_blocks").Push(0)</c>
+/// addresses <c>down_blocks.0.</c>, and <c>Require("weight", 320, 4, 3, 3)</c> reads <c>down_blocks.0.weight</c>
+/// after checking its shape. Scopes pushed from one root share the record of consumed keys, so a loader can
+/// report the checkpoint tensors no layer asked for (<see cref="UnusedKeys"/>).
+/// </summary>
+public sealed class WeightScope
+{
+    private readonly HashSet<string> _consumed;
+
+    public IWeightSource Source { get; }
+
+    /// <summary>The key prefix of this scope, ending with '.' (empty at the root).</summary>
+    public string Prefix { get; }
+
+    public WeightScope(IWeightSource source) : this(source, "", new HashSet<string>(StringComparer.Ordinal))
+    {
+    }
+
+    private WeightScope(IWeightSource source, string prefix, HashSet<string> consumed)
+    {
+        Source = source;
+        Prefix = prefix;
+        _consumed = consumed;
+    }
+
+    public WeightScope Push(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Contains('.'))
+            throw new ArgumentException($"A scope name is one key segment, got '{name}'.", nameof(name));
+        return new WeightScope(Source, Prefix + name + ".", _consumed);
+    }
+
+    public WeightScope Push(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        return new WeightScope(Source, Prefix + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".", _consumed);
+    }
+
+    /// <summary>The full checkpoint key of <paramref name="name"/> in this scope.</summary>
+    public string KeyOf(string name) => Prefix + name;
+
+    public bool Contains(string name) => Source.Contains(KeyOf(name));
+
+    /// <summary>The stored shape of <paramref name="name"/>; <see cref="MissingWeightException"/> when absent.</summary>
+    public long[] ShapeOf(string name)
+    {
+        string key = KeyOf(name);
+        if (!Source.Contains(key)) throw new MissingWeightException(key, Source.Describe(key));
+        return Source.GetShape(key);
+    }
+
+    /// <summary>Reads <paramref name="name"/> into a new array after checking that its shape is <paramref name="shape"/>.</summary>
+    public float[] Require(string name, params int[] shape)
+    {
+        var values = new float[Tensors.Tensor.ElementCount(shape)];
+        RequireInto(name, values, shape);
+        return values;
+    }
+
+    /// <summary>Reads <paramref name="name"/> into <paramref name="destination"/> after checking its shape.</summary>
+    public void RequireInto(string name, Span<float> destination, params int[] shape)
+    {
+        string key = KeyOf(name);
+        long[] expected = Array.ConvertAll(shape, d => (long)d);
+        long[] found = ShapeOf(name);
+        if (!found.AsSpan().SequenceEqual(expected)) throw new WeightShapeException(key, Source.Describe(key), expected, found);
+        if (destination.Length != Tensors.Tensor.ElementCount(shape))
+            throw new ArgumentException($"Destination holds {destination.Length} values; '{key}' {WeightShapeException.Format(expected)} has {Tensors.Tensor.ElementCount(shape)}.");
+        Source.Read(key, destination);
+        _consumed.Add(key);
+    }
+
+    /// <summary>Keys read so far through this scope or any scope of the same root.</summary>
+    public IReadOnlyCollection<string> ConsumedKeys => _consumed;
+
+    /// <summary>Keys of the source that no layer has read (ordinal order).</summary>
+    public IReadOnlyList<string> UnusedKeys()
+        => Source.Keys.Where(k => !_consumed.Contains(k)).Order(StringComparer.Ordinal).ToList();
+
+    public override string ToString() => Prefix.Length == 0 ? "(root)" : Prefix.TrimEnd('.');
+}
