@@ -67,7 +67,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
         if (residual != null && !residual.ShapeEquals(output.Shape))
             throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: residual {residual} does not match output {output}.", nameof(residual));
         fixed (float* bias = _bias)
-            Conv2dKernel.Forward(x.Data, g, Weights, bias, output.Data, residual != null ? residual.Data : null);
+            Conv2dKernel.Forward(x.Data, g, Weights, bias, output.Data, residual != null ? residual.Data : null); // [B, Ho, Wo, Cout]
     }
 
     public long MultiplyAccumulates(int height, int width)

@@ -37,11 +37,11 @@ public sealed unsafe class DepthwiseSeparableConv2d : Module, IConvolution
         var g = Conv2dGeometry.Same(b, h, w, InChannels, InChannels, Kernel);
         using var depthwise = new Tensor(b, h, w, InChannels); // [B, H, W, Cin]
         fixed (float* filters = _depthwise)
-            DepthwiseConv2dKernel.Forward(x.Data, g, filters, null, depthwise.Data);
+            DepthwiseConv2dKernel.Forward(x.Data, g, filters, null, depthwise.Data); // [B, H, W, Cin]
         var y = new Tensor(b, h, w, OutChannels); // [B, H, W, Cout]
         try
         {
-            _pointwise.Forward(depthwise, y, residual);
+            _pointwise.Forward(depthwise, y, residual); // [B, H, W, Cout]
         }
         catch
         {

@@ -55,7 +55,7 @@ public sealed unsafe class GroupNorm : Module
         int batch = x.Shape[0];
         int spatial = checked((int)(x.Length / ((long)batch * Channels)));
         fixed (float* gamma = _weight, beta = _bias)
-            GroupNormKernel.Forward(x.Data, batch, spatial, Channels, Groups, Eps, gamma, beta, output.Data, silu);
+            GroupNormKernel.Forward(x.Data, batch, spatial, Channels, Groups, Eps, gamma, beta, output.Data, silu); // [B, ..., C]
     }
 
     protected override long OwnParameterCount => 2L * Channels;

@@ -47,7 +47,7 @@ public sealed unsafe class LayerNorm : Module
             throw new ArgumentException($"LayerNorm: output {output} does not match input {x}.", nameof(output));
         int rows = checked((int)(x.Length / Channels));
         fixed (float* gamma = _weight, beta = _bias)
-            LayerNormKernel.Forward(x.Data, rows, Channels, Eps, gamma, beta, output.Data);
+            LayerNormKernel.Forward(x.Data, rows, Channels, Eps, gamma, beta, output.Data); // [..., C]
     }
 
     protected override long OwnParameterCount => 2L * Channels;

@@ -62,7 +62,7 @@ public sealed unsafe class Linear : Module
             throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: residual {residual} does not match output {output}.", nameof(residual));
         fixed (float* bias = _bias)
             GemmKernel.Linear(x.Data, InFeatures, rows, Weight, bias, output.Data, OutFeatures,
-                residual != null ? residual.Data : null, OutFeatures);
+                residual != null ? residual.Data : null, OutFeatures); // [..., out]
     }
 
     /// <summary>Multiply-accumulates of one forward over <paramref name="rows"/> rows.</summary>

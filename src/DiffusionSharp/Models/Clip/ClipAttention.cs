@@ -47,7 +47,7 @@ public sealed unsafe class ClipAttention : Module
         using var value = _vProj.Forward(hiddenStates); // [B, T, C]
         using var attended = new Tensor(b, t, EmbedDim); // [B, T, C]
         var ops = new AttentionOperands(query.Data, EmbedDim, key.Data, EmbedDim, value.Data, EmbedDim, attended.Data, EmbedDim);
-        AttentionKernel.Forward(ops, b, Heads, t, t, HeadDim, 1f / MathF.Sqrt(HeadDim), AttentionActivation.Softmax, causal: true);
+        AttentionKernel.Forward(ops, b, Heads, t, t, HeadDim, 1f / MathF.Sqrt(HeadDim), AttentionActivation.Softmax, causal: true); // [B, T, C]
         _outProj.Forward(attended, output, residual); // [B, T, C]
     }
 }

@@ -34,7 +34,7 @@ public sealed unsafe class ClipMlp : Module
     public void Forward(Tensor x, Tensor output, Tensor? residual = null)
     {
         using var hidden = _fc1.Forward(x); // [B, T, intermediate]
-        Activations.Apply(Activation, hidden.Data, hidden.Data, hidden.Length);
+        Activations.Apply(Activation, hidden.Data, hidden.Data, hidden.Length); // [B, T, intermediate]
         _fc2.Forward(hidden, output, residual); // [B, T, C]
     }
 }

@@ -88,7 +88,7 @@ public sealed record UnetConfig
         Require(CrossAttentionDim >= 1, "cross_attention_dim", "must be >= 1");
         Require(NormNumGroups >= 1, "norm_num_groups", "must be >= 1");
         Require(NormEps > 0 && float.IsFinite(NormEps), "norm_eps", "must be a positive number");
-        Require(TimeCondProjDim is null or >= 2, "time_cond_proj_dim", "must be >= 2 when set");
+        Require(TimeCondProjDim is null or >= 4, "time_cond_proj_dim", "must be >= 4 when set (the guidance embedding divides by dim/2 - 1)");
         Require(FeedForwardMult >= 1, "ff_mult", $"must be a positive integer, got {FeedForwardMult}");
         Require(Enum.IsDefined(AttentionActivation), "attention_activation", "must be 'softmax' or 'relu'");
         Require(Enum.IsDefined(FeedForwardActivation), "ff_activation", "must be 'geglu' or 'swiglu'");

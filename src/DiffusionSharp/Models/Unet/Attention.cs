@@ -90,7 +90,7 @@ public sealed unsafe class Attention : Module
         using var attended = new Tensor(batch, tq, inner); // [B, Tq, inner]
         var v = value ?? key;
         var ops = new AttentionOperands(query.Data, inner, key.Data, inner, v.Data, inner, attended.Data, inner);
-        AttentionKernel.Forward(ops, batch, Heads, tq, tk, HeadDim, 1f / MathF.Sqrt(HeadDim), Activation, causal: false);
+        AttentionKernel.Forward(ops, batch, Heads, tq, tk, HeadDim, 1f / MathF.Sqrt(HeadDim), Activation, causal: false); // [B, Tq, inner]
         _toOut.Forward(attended, output, residual); // [B, Tq, C]
     }
 

@@ -58,10 +58,10 @@ public sealed unsafe class FeedForward : Module
     {
         using var projected = _proj.Forward(x); // [B, T, 2*inner]
         int rows = checked((int)(projected.Length / (2 * InnerDim)));
-        Activations.Gated(Gate, projected.Data, rows, InnerDim, projected.Data); // rows compacted in place
-        using var gated = projected.Reshape(rows, InnerDim); // [B*T, inner] view
+        Activations.Gated(Gate, projected.Data, rows, InnerDim, projected.Data); // [B*T, inner], rows compacted in place
+        using var gated = Tensor.View(projected.Data, rows, InnerDim); // [B*T, inner]: the first half of the buffer
         using var flatOutput = output.Reshape(rows, Dim); // [B*T, C] view
-        using var flatResidual = residual?.Reshape(rows, Dim);
+        using var flatResidual = residual?.Reshape(rows, Dim); // [B*T, C] view
         _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
     }
 

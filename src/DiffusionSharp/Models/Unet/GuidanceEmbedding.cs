@@ -14,14 +14,14 @@ public static class GuidanceEmbedding
     /// <summary>w [B] -> [B, dim], a new tensor.</summary>
     public static Tensor Forward(ReadOnlySpan<float> w, int dim)
     {
-        if (dim < 2) throw new ArgumentOutOfRangeException(nameof(dim), dim, "The guidance embedding needs dim >= 2.");
+        if (dim < 4) throw new ArgumentOutOfRangeException(nameof(dim), dim, "The guidance embedding needs dim >= 4 (its frequencies divide by dim/2 - 1).");
         if (w.Length == 0) throw new ArgumentException("At least one guidance scale is needed.", nameof(w));
         foreach (float g in w)
             if (!float.IsFinite(g)) throw new ArgumentException($"Guidance scale {g} is not a finite number.", nameof(w));
         int half = dim / 2;
         var emb = new Tensor(w.Length, dim); // [B, dim]
         var values = emb.Span;
-        double step = half > 1 ? Math.Log(10000.0) / (half - 1) : 0;
+        double step = Math.Log(10000.0) / (half - 1);
         for (int b = 0; b < w.Length; b++)
         {
             double scaled = w[b] * 1000.0;

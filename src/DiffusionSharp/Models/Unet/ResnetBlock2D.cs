@@ -76,7 +76,7 @@ public sealed unsafe class ResnetBlock2D : Module
                 if (temb!.Rank != 2 || temb.Shape[0] != b)
                     throw new ArgumentException($"ResnetBlock2D: time embedding {temb} must be [{b}, {_timeEmbProj.InFeatures}].", nameof(temb));
                 using var activated = new Tensor(temb.Shape); // [B, Temb]
-                Activations.Apply(ActivationKind.Silu, temb.Data, activated.Data, temb.Length);
+                Activations.Apply(ActivationKind.Silu, temb.Data, activated.Data, temb.Length); // [B, Temb]
                 using var timeBias = _timeEmbProj.Forward(activated); // [B, Cout]
                 for (int i = 0; i < b; i++)
                     TensorOps.AddRowVector(hidden.Data + (long)i * pixels * OutChannels, pixels, OutChannels, timeBias.Data + (long)i * OutChannels); // [B, H, W, Cout]

@@ -46,7 +46,7 @@ public sealed unsafe class TimestepEmbedding : Module
         using var conditioned = condition != null ? new Tensor(sample.Shape) : null; // [B, in]
         if (conditioned != null) _condProj!.Forward(condition!, conditioned, residual: sample); // [B, in]
         using var hidden = _linear1.Forward(conditioned ?? sample); // [B, Temb]
-        Activations.Apply(ActivationKind.Silu, hidden.Data, hidden.Data, hidden.Length);
+        Activations.Apply(ActivationKind.Silu, hidden.Data, hidden.Data, hidden.Length); // [B, Temb]
         return _linear2.Forward(hidden); // [B, Temb]
     }
 

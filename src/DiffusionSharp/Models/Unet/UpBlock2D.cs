@@ -73,7 +73,7 @@ public unsafe class UpBlock2D : Module
                 int b = input.Shape[0], h = input.Shape[1], w = input.Shape[2], ci = input.Shape[3], cs = skip.Shape[3];
                 using (var concatenated = new Tensor(b, h, w, ci + cs)) // [B, H, W, Cin + Cskip]
                 {
-                    TensorOps.ConcatChannels(input.Data, ci, skip.Data, cs, (long)b * h * w, concatenated.Data);
+                    TensorOps.ConcatChannels(input.Data, ci, skip.Data, cs, (long)b * h * w, concatenated.Data); // [B, H, W, Cin + Cskip]
                     var next = _resnets[j].Forward(concatenated, temb); // [B, H, W, Cout]
                     hidden?.Dispose();
                     hidden = next;

@@ -31,8 +31,8 @@ public sealed unsafe class Upsample2D : Module
         var (ho, wo) = outputSize ?? (2 * h, 2 * w);
         if (ho < 1 || wo < 1) throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, "Upsample2D output size must be positive.");
         using var upsampled = new Tensor(b, ho, wo, Channels); // [B, Ho, Wo, C]
-        if (ho == 2 * h && wo == 2 * w) TensorOps.UpsampleNearest2x(x.Data, b, h, w, Channels, upsampled.Data);
-        else ResizeNearest(x, upsampled);
+        if (ho == 2 * h && wo == 2 * w) TensorOps.UpsampleNearest2x(x.Data, b, h, w, Channels, upsampled.Data); // [B, 2H, 2W, C]
+        else ResizeNearest(x, upsampled); // [B, Ho, Wo, C]
         return _conv.Forward(upsampled); // [B, Ho, Wo, C]
     }
 

@@ -57,7 +57,7 @@ public sealed unsafe class AttentionBlock : Module
         using var value = _toV.Forward(normed); // [B, H, W, C]
         using var attended = new Tensor(x.Shape); // [B, H, W, C]
         var ops = new AttentionOperands(query.Data, c, key.Data, c, value.Data, c, attended.Data, c);
-        AttentionKernel.Forward(ops, b, heads: 1, tokens, tokens, c, 1f / MathF.Sqrt(c), AttentionActivation.Softmax, causal: false);
+        AttentionKernel.Forward(ops, b, heads: 1, tokens, tokens, c, 1f / MathF.Sqrt(c), AttentionActivation.Softmax, causal: false); // [B, H*W, C]
         var output = new Tensor(x.Shape); // [B, H, W, C]
         try
         {
