@@ -1,16 +1,6 @@
-namespace DiffusionSharp.Pipeline;
+using DiffusionSharp.Sampling.Rng;
 
-/// <summary>Which normal generator draws the initial latent and the samplers' noise.</summary>
-public enum RngKind
-{
-    /// <summary>
-    /// Philox4x32-10 as <c>torch.randn</c> on a CUDA device (the web UIs' "GPU" seed, stable-diffusion.cpp's default
-    /// <c>--rng cuda</c>): the same seed draws the same noise as there.
-    /// </summary>
-    Cuda,
-    /// <summary>PyTorch's CPU <c>torch.randn</c> (mt19937; ComfyUI, the web UIs' "CPU" source, sd.cpp <c>--rng cpu</c>).</summary>
-    Cpu,
-}
+namespace DiffusionSharp.Pipeline;
 
 /// <summary>
 /// One text-to-image request. Null fields take the model's defaults (SD 1.x: 512x512, 20 steps, CFG 7, euler_a,
@@ -31,8 +21,11 @@ public sealed record GenerationRequest
     public string? Scheduler { get; init; }
     /// <summary>Seed of the first image; image k of a batch uses Seed + k, as the web UIs do.</summary>
     public long Seed { get; init; } = 42;
+    /// <summary>Eta of ancestral/DDIM samplers; null = the sampler's default (1 for euler_a, 0 for ddim).</summary>
+    public double? Eta { get; init; }
     public int BatchCount { get; init; } = 1;
-    public RngKind Rng { get; init; } = RngKind.Cuda;
+    /// <summary>cuda (Philox, as torch.randn on a GPU: the web UIs' and sd.cpp's default) or cpu (torch's CPU mt19937).</summary>
+    public RngType Rng { get; init; } = RngTypes.Default;
     /// <summary>1 = the text encoder's last layer (SD 1.x); 2 = the penultimate, as the web UIs' "Clip skip".</summary>
     public int ClipSkip { get; init; } = 1;
 }

@@ -1,0 +1,49 @@
+using DiffusionSharp.Models;
+using DiffusionSharp.Sampling;
+
+namespace DiffusionSharp.Pipeline;
+
+/// <summary>A request with the model's defaults filled in and every value checked.</summary>
+public sealed record ResolvedSettings(
+    int Width, int Height, int Steps, double CfgScale, SamplerInfo Sampler, Scheduler Scheduler, double? Eta, int ClipSkip)
+{
+    /// <summary>
+    /// Applies <paramref name="model"/>'s defaults to the unset fields of <paramref name="request"/> and validates
+    /// everything; an invalid value throws <see cref="InvalidSettingException"/> naming the option.
+    /// </summary>
+    public static ResolvedSettings Resolve(GenerationRequest request, StableDiffusionModel model)
+    {
+        var d = model.Defaults;
+        ArgumentNullException.ThrowIfNull(request.Prompt, "prompt");
+        int width = request.Width ?? d.Width, height = request.Height ?? d.Height;
+        int multiple = model.LatentScale;
+        Check(width >= multiple && width <= 8192 && width % multiple == 0, "width", $"Width {width} must be a multiple of {multiple} between {multiple} and 8192.");
+        Check(height >= multiple && height <= 8192 && height % multiple == 0, "height", $"Height {height} must be a multiple of {multiple} between {multiple} and 8192.");
+        int steps = request.Steps ?? d.Steps;
+        Check(steps is >= 1 and <= 1000, "steps", $"Steps must be between 1 and 1000, got {steps}.");
+        double cfg = request.CfgScale ?? d.CfgScale;
+        Check(double.IsFinite(cfg) && cfg >= 0 && cfg <= 100, "cfg-scale", $"CFG scale must be a number between 0 and 100, got {cfg}.");
+        string samplerName = request.Sampler ?? d.Sampler;
+        if (!SamplerRegistry.TryParse(samplerName, out var selection))
+            throw new InvalidSettingException($"Unknown sampler '{samplerName}'. Valid: {string.Join(", ", SamplerRegistry.All.Select(s => s.Name))} (web-UI labels such as \"Euler a\" and \"DPM++ 2M Karras\" work too).", "sampling-method");
+        Scheduler? explicitScheduler = null;
+        string? schedulerName = request.Scheduler ?? (request.Sampler is null ? d.Scheduler : null);
+        if (schedulerName is not null)
+        {
+            if (!SchedulerNames.TryParse(schedulerName, out var s))
+                throw new InvalidSettingException($"Unknown scheduler '{schedulerName}'. Valid: {string.Join(", ", SchedulerNames.All)}.", "scheduler");
+            explicitScheduler = s;
+        }
+        var scheduler = selection.ResolveScheduler(explicitScheduler);
+        Check(request.BatchCount is >= 1 and <= 10_000, "batch-count", $"Batch count must be between 1 and 10000, got {request.BatchCount}.");
+        int layers = model.TextEncoder.Config.NumHiddenLayers;
+        Check(request.ClipSkip >= 1 && request.ClipSkip <= layers, "clip-skip", $"Clip skip must be between 1 and {layers} (the text encoder's layers), got {request.ClipSkip}.");
+        Check(request.Eta is null || (double.IsFinite(request.Eta.Value) && request.Eta >= 0), "eta", $"Eta must be >= 0, got {request.Eta}.");
+        return new ResolvedSettings(width, height, steps, cfg, selection.Sampler, scheduler, request.Eta, request.ClipSkip);
+    }
+
+    private static void Check(bool ok, string option, string message)
+    {
+        if (!ok) throw new InvalidSettingException(message, option);
+    }
+}

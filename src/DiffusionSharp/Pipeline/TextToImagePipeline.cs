@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Reflection;
+using DiffusionSharp.IO.Png;
+using DiffusionSharp.Models;
+using DiffusionSharp.Sampling;
+using DiffusionSharp.Sampling.Rng;
+using DiffusionSharp.Tensors;
+
+namespace DiffusionSharp.Pipeline;
+
+/// <summary>
+/// Text to image, the whole loop: tokenize -> encode (prompt and negative prompt) -> for each image: seeded noise ->
+/// sampler over the UNet with classifier-free guidance -> VAE decode -> RGB. Latents are channels-last throughout;
+/// noise is drawn in PyTorch's [C, H, W] order so a seed gives the same image as the web UIs and sd.cpp.
+/// </summary>
+public sealed class TextToImagePipeline(StableDiffusionModel model)
+{
+    public static string Version { get; } =
+        typeof(TextToImagePipeline).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0";
+
+    public StableDiffusionModel Model { get; } = model;
+
+    public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var settings = ResolvedSettings.Resolve(request, Model);
+        var warnings = new List<string>();
+        long seed = request.Seed >= 0 ? request.Seed : Random.Shared.NextInt64(0, uint.MaxValue);
+        bool guidanceEmbedded = Model.HasGuidanceEmbedding;
+        bool twoPasses = !guidanceEmbedded && settings.CfgScale != 1.0;
+
+        var clock = Stopwatch.StartNew();
+        progress?.Report(new GenerationProgress(0, request.BatchCount, GenerationStage.EncodingText, 0, settings.Steps, clock.Elapsed));
+        using var context = EncodeText(request, settings, twoPasses, warnings);   // [1 or 2, 77, C]: [uncond, cond]
+        var textTime = clock.Elapsed;
+
+        var images = new List<GeneratedImage>(request.BatchCount);
+        var schedule = Model.CreateNoiseSchedule();
+        double[] sigmas = SigmaSchedules.Create(settings.Scheduler, schedule, settings.Steps);
+        for (int k = 0; k < request.BatchCount; k++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            long imageSeed = seed + k;
+            var start = clock.Elapsed;
+            int evaluations = 0;
+            using var latent = Denoise(context, settings, schedule, sigmas, imageSeed, request.Rng, twoPasses, guidanceEmbedded,
+                new Progress(progress, k, request.BatchCount, clock), ref evaluations, cancellationToken);
+            var denoised = clock.Elapsed;
+            progress?.Report(new GenerationProgress(k, request.BatchCount, GenerationStage.Decoding, settings.Steps, settings.Steps, clock.Elapsed));
+            var image = Decode(latent);
+            var decoded = clock.Elapsed;
+            string parameters = Parameters(request, settings, imageSeed);
+            images.Add(new GeneratedImage(image, imageSeed, parameters,
+                new GenerationTimings(k == 0 ? textTime : TimeSpan.Zero, denoised - start, decoded - denoised, evaluations)));
+        }
+        progress?.Report(new GenerationProgress(request.BatchCount - 1, request.BatchCount, GenerationStage.Done, settings.Steps, settings.Steps, clock.Elapsed));
+        return new GenerationResult(images, warnings, settings);
+    }
+
+    /// <summary>[uncond, cond] text embeddings, or [cond] alone when one pass per step suffices.</summary>
+    private Tensor EncodeText(GenerationRequest request, ResolvedSettings settings, bool twoPasses, List<string> warnings)
+    {
+        var tokenizer = Model.Tokenizer;
+        int length = Model.TextEncoder.Config.MaxPositionEmbeddings;
+        var cond = tokenizer.Tokenize(request.Prompt, length);
+        if (cond.Truncated)
+            warnings.Add($"The prompt is {cond.TokenCount} tokens; only the first {length - 2} are used.");
+        if (!twoPasses) return Model.TextEncoder.Forward(cond.InputIds, 1, settings.ClipSkip);
+        var uncond = tokenizer.Tokenize(request.NegativePrompt, length);
+        if (uncond.Truncated)
+            warnings.Add($"The negative prompt is {uncond.TokenCount} tokens; only the first {length - 2} are used.");
+        var ids = new int[2 * length];
+        uncond.InputIds.AsSpan().CopyTo(ids);
+        cond.InputIds.AsSpan().CopyTo(ids.AsSpan(length));
+        return Model.TextEncoder.Forward(ids, 2, settings.ClipSkip);
+    }
+
+    private Tensor Denoise(Tensor context, ResolvedSettings settings, NoiseSchedule schedule, double[] sigmas, long seed, RngType rng,
+        bool twoPasses, bool guidanceEmbedded, Progress progress, ref int evaluations, CancellationToken cancellationToken)
+    {
+        int scale = Model.LatentScale, h = settings.Height / scale, w = settings.Width / scale, c = Model.Unet.Config.InChannels;
+        int n = h * w * c;
+        var noise = new ChannelsLastNoise(RngTypes.Create(rng, unchecked((ulong)seed)), c, h, w);
+        var x = new Tensor(1, h, w, c);                                                 // [1, h, w, C]
+        var initial = new float[n];
+        noise.NextNormal(initial);
+        Sampler.InitialLatent(initial, sigmas, x.Span);
+
+        var unet = Model.Unet;
+        float cfg = (float)settings.CfgScale;
+        float guidanceInput = (float)(settings.CfgScale - Model.Defaults.GuidanceEmbeddingOffset);
+        int calls = 0;
+        void ModelFunction(ReadOnlySpan<float> scaledInput, double timestep, Span<float> output)
+        {
+            calls++;
+            int batch = twoPasses ? 2 : 1;
+            using var sample = new Tensor(batch, h, w, c);                              // [B, h, w, C]
+            for (int b = 0; b < batch; b++) scaledInput.CopyTo(sample.Span.Slice(b * n, n));
+            Span<float> t = stackalloc float[batch];
+            t.Fill((float)timestep);
+            Span<float> g = stackalloc float[batch];
+            g.Fill(guidanceInput);
+            using var prediction = unet.Forward(sample, t, context, guidanceEmbedded ? g : default);   // [B, h, w, C]
+            if (twoPasses) ClassifierFreeGuidance.Combine(prediction.Span[..n], prediction.Span[n..], cfg, output);
+            else prediction.Span.CopyTo(output);
+        }
+
+        var denoiser = new Denoiser(ModelFunction, schedule, Model.Scheduler.Prediction);
+        var sampler = settings.Sampler.Create(settings.Eta);
+        try
+        {
+            sampler.Sample(denoiser, x.Span, sigmas, noise, progress, cancellationToken);
+        }
+        catch
+        {
+            x.Dispose();
+            throw;
+        }
+        evaluations = calls;
+        return x;
+    }
+
+    /// <summary>
+    /// Latent -> pixels: z / scaling_factor through the VAE decoder, then (x + 1) / 2 clamped to [0, 1] and scaled
+    /// to 0..255 with truncation, as the web UI (<c>astype(np.uint8)</c>) and sd.cpp convert.
+    /// </summary>
+    private RgbImage Decode(Tensor latent)
+    {
+        using var z = latent.Clone();                                                   // [1, h, w, C]
+        float inverse = 1f / Model.Vae.Config.ScalingFactor;
+        foreach (ref float v in z.Span) v *= inverse;
+        using var decoded = Model.Vae.Decode(z);                                        // [1, H, W, 3]
+        int height = decoded.Shape[1], width = decoded.Shape[2];
+        var pixels = new byte[width * height * 3];
+        var src = decoded.Span;
+        for (int i = 0; i < pixels.Length; i++)
+        {
+            float v = (src[i] + 1f) * 0.5f;
+            pixels[i] = (byte)(Math.Clamp(float.IsNaN(v) ? 0f : v, 0f, 1f) * 255f);
+        }
+        return new RgbImage(width, height, pixels);
+    }
+
+    private string Parameters(GenerationRequest request, ResolvedSettings s, long seed)
+    {
+        var sampler = s.Sampler.Infotext(s.Scheduler);
+        var fields = new List<KeyValuePair<string, string>>
+        {
+            new("Steps", s.Steps.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("Sampler", sampler.Sampler),
+            new("Schedule type", sampler.ScheduleType),
+            new("CFG scale", Infotext.Number(s.CfgScale)),
+            new("Seed", seed.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("Size", $"{s.Width}x{s.Height}"),
+        };
+        if (Model.Hash is { } hash) fields.Add(new("Model hash", hash));
+        fields.Add(new("Model", Model.Name));
+        if (request.Rng != RngType.Cuda) fields.Add(new("RNG", RngTypes.WebUiLabel(request.Rng)));
+        if (s.Eta is { } eta) fields.Add(new("Eta", Infotext.Number(eta)));
+        if (s.ClipSkip > 1) fields.Add(new("Clip skip", s.ClipSkip.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        fields.Add(new("Version", "DiffusionSharp " + Version));
+        return Infotext.Format(request.Prompt, request.NegativePrompt, fields);
+    }
+
+    /// <summary>Sampler steps -> generation progress for image <c>index</c>.</summary>
+    private sealed class Progress(IProgress<GenerationProgress>? target, int index, int count, Stopwatch clock) : IProgress<SamplerProgress>
+    {
+        public void Report(SamplerProgress value)
+            => target?.Report(new GenerationProgress(index, count, GenerationStage.Denoising, value.Step, value.Steps, clock.Elapsed));
+    }
+}
