@@ -78,8 +78,7 @@ public class BytePairMergeTests
         string[] merges = [HfTokenizerFolder.Merges[248], .. HfTokenizerFolder.Merges[..248], .. HfTokenizerFolder.Merges[249..]];
         Assert.Equal("it i", merges[0]);
         Assert.Equal("i t", merges[18]);
-        string path = Path.Combine(Path.GetTempPath(), "diffusionsharp-tokenizer-tests", Guid.NewGuid().ToString("N"), "merges.txt");
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        string path = Path.Combine(TokenizerFixtures.NewTempFolder(), "merges.txt");
         File.WriteAllText(path, "#version: 0.2\n" + string.Join("\n", merges) + "\n");
         var model = Model.Of(path, merges);
 

@@ -169,10 +169,5 @@ public class ClipVocabularyTests
         return path;
     }
 
-    private static string TempFolder()
-    {
-        string folder = Path.Combine(Path.GetTempPath(), "diffusionsharp-tokenizer-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(folder);
-        return folder;
-    }
+    private static string TempFolder() => TokenizerFixtures.NewTempFolder();
 }

@@ -28,9 +28,7 @@ internal static class HfTokenizerFolder
 
     private static Folder Write()
     {
-        string folder = Path.Combine(Path.GetTempPath(), $"diffusionsharp-clip-tokenizer-{Environment.ProcessId}");
-        Directory.CreateDirectory(folder);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(folder, recursive: true);
+        string folder = TokenizerFixtures.NewTempFolder();
 
         var merges = new List<string>();
         using (var gz = new GZipStream(typeof(DiffusionSharp.Tokenization.ClipTokenizer).Assembly

@@ -7,6 +7,22 @@ internal static class TokenizerFixtures
 {
     public static string Directory => Path.Combine(AppContext.BaseDirectory, "fixtures", "tokenizer");
 
+    private static readonly Lazy<string> s_scratch = new(() =>
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"diffusionsharp-tokenizer-tests-{Environment.ProcessId}");
+        System.IO.Directory.CreateDirectory(root);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => System.IO.Directory.Delete(root, recursive: true);
+        return root;
+    });
+
+    /// <summary>A new empty folder under this test run's scratch folder, which is deleted when the run ends.</summary>
+    public static string NewTempFolder()
+    {
+        string folder = Path.Combine(s_scratch.Value, Guid.NewGuid().ToString("N"));
+        System.IO.Directory.CreateDirectory(folder);
+        return folder;
+    }
+
     public static string PathOf(string fileName) => Path.Combine(Directory, fileName);
 
     public static JsonDocument Load(string fileName)
