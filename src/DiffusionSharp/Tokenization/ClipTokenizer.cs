@@ -43,6 +43,7 @@ public sealed class ClipTokenizer
 
     private readonly ClipVocabulary _vocabulary;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private int _cachedWords; // ConcurrentDictionary.Count takes every lock; this counts the entries added instead
 
     private ClipTokenizer(ClipVocabulary vocabulary) => _vocabulary = vocabulary;
 
@@ -133,7 +134,7 @@ public sealed class ClipTokenizer
         var ids = new List<int>(word.Length);
         BytePairMerge.Encode(Encoding.UTF8.GetBytes(word), _vocabulary, ids);
         int[] result = ids.ToArray();
-        if (_cache.Count < MaxCachedWords) _cache.TryAdd(word, result);
+        if (Volatile.Read(ref _cachedWords) < MaxCachedWords && _cache.TryAdd(word, result)) Interlocked.Increment(ref _cachedWords);
         return result;
     }
 }

@@ -1,5 +1,4 @@
 using System.IO.Compression;
-using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
@@ -12,6 +11,10 @@ namespace DiffusionSharp.Tokenization;
 /// from a diffusers <c>tokenizer/</c> folder (<c>vocab.json</c> + <c>merges.txt</c>) the way HF <c>CLIPTokenizer</c>
 /// reads it.
 /// </summary>
+/// <remarks>
+/// Loading parses the merges as spans of one string and resolves symbols through a span lookup, so the only strings
+/// allocated are the 49408 tokens themselves (load time: docs/TOKENIZER.md).
+/// </remarks>
 internal sealed class ClipVocabulary
 {
     /// <summary>Merges CLIP uses: 49152 - 256 - 2 = 48894 (OpenAI's file holds 262,144; the rest are ignored).</summary>
@@ -21,8 +24,19 @@ internal sealed class ClipVocabulary
     public const string EndText = "<|endoftext|>";
     private const string EndOfWord = "</w>";
 
+    /// <summary>Largest tokenizer file read; CLIP's vocab.json is about 0.9 MB and merges.txt about 0.5 MB.</summary>
+    private const long MaxFileBytes = 64L << 20;
+
     /// <summary>One entry of the merge table: its priority (lower merges first) and the id of the merged symbol.</summary>
     public readonly record struct Merge(int Rank, int Result);
+
+    /// <summary>Where one merge line's two symbols lie in the merges text.</summary>
+    private readonly record struct MergeLine(int LeftStart, int LeftLength, int RightStart, int RightLength)
+    {
+        public ReadOnlySpan<char> Left(string text) => text.AsSpan(LeftStart, LeftLength);
+
+        public ReadOnlySpan<char> Right(string text) => text.AsSpan(RightStart, RightLength);
+    }
 
     private readonly Dictionary<long, Merge> _merges;
 
@@ -52,23 +66,10 @@ internal sealed class ClipVocabulary
     /// byte characters, the same with <c>&lt;/w&gt;</c>, each of the first <see cref="MergeCount"/> merges joined,
     /// then <c>&lt;|startoftext|&gt;</c> (49406) and <c>&lt;|endoftext|&gt;</c> (49407): 49408 tokens.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // loops run once per process: skip tier-0 code (measured 3x faster first load)
     public static ClipVocabulary FromOpenAiMerges(Stream gzipStream, string source)
     {
-        List<string> lines;
-        try
-        {
-            using var gzip = new GZipStream(gzipStream, CompressionMode.Decompress);
-            using var reader = new StreamReader(gzip, new UTF8Encoding(false, throwOnInvalidBytes: true));
-            lines = new List<string>(MergeCount + 1);
-            while (lines.Count <= MergeCount && reader.ReadLine() is { } line) lines.Add(line);
-        }
-        catch (Exception e) when (e is InvalidDataException or DecoderFallbackException)
-        {
-            throw new InvalidDataException($"{source}: not a gzip-compressed UTF-8 merges file ({e.Message})", e);
-        }
-        if (lines.Count <= MergeCount)
-            throw new InvalidDataException($"{source}: holds {Math.Max(0, lines.Count - 1)} merges after its header line; CLIP uses the first {MergeCount}.");
+        string text = ReadOpenAiMergesText(gzipStream, source);
+        MergeLine[] merges = ParseMerges(text, source);
 
         var tokens = new string[ClipTokenizer.VocabSize];
         for (int i = 0; i < 256; i++)
@@ -77,20 +78,16 @@ internal sealed class ClipVocabulary
             tokens[i] = symbol;
             tokens[256 + i] = symbol + EndOfWord;
         }
-        var pairs = new (string Left, string Right)[MergeCount];
         for (int rank = 0; rank < MergeCount; rank++)
-        {
-            pairs[rank] = ParseMerge(lines[rank + 1], source, lineNumber: rank + 2);
-            tokens[512 + rank] = pairs[rank].Left + pairs[rank].Right;
-        }
+            tokens[512 + rank] = string.Concat(merges[rank].Left(text), merges[rank].Right(text));
         tokens[ClipTokenizer.StartToken] = StartText;
         tokens[ClipTokenizer.EndToken] = EndText;
 
         var ids = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
         for (int id = 0; id < tokens.Length; id++)
             if (!ids.TryAdd(tokens[id], id))
-                throw new InvalidDataException($"{source}: token \"{tokens[id]}\" (id {id}) repeats id {ids[tokens[id]]}; not the CLIP merges file.");
-        return Build(tokens, ids, pairs, source, source);
+                throw new InvalidDataException($"{source}: token \"{Shorten(tokens[id])}\" (id {id}) repeats id {ids[tokens[id]]}; not the CLIP merges file.");
+        return Build(tokens, ids, text, merges, source, source);
     }
 
     /// <summary>
@@ -100,35 +97,26 @@ internal sealed class ClipVocabulary
     /// </summary>
     public static ClipVocabulary FromHuggingFaceFiles(string vocabJsonPath, string mergesTxtPath)
     {
-        var tokens = ReadVocabJson(vocabJsonPath);
+        string[] tokens = ReadVocabJson(vocabJsonPath);
         var ids = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
         for (int id = 0; id < tokens.Length; id++)
             if (!ids.TryAdd(tokens[id], id))
                 throw new InvalidDataException($"{vocabJsonPath}: token \"{Shorten(tokens[id])}\" appears twice (ids {ids[tokens[id]]} and {id}).");
-
-        string[] lines = ReadText(mergesTxtPath).Split('\n');
-        if (!lines[0].StartsWith("#version", StringComparison.Ordinal))
-            throw new InvalidDataException($"{mergesTxtPath}: the first line should be the '#version: 0.2' header, found \"{Shorten(lines[0])}\".");
-        var merges = new List<(string, string)>(MergeCount);
-        for (int i = 1; i < lines.Length && merges.Count < MergeCount; i++)
-        {
-            if (lines[i].Trim().Length == 0 && i == lines.Length - 1) break; // the file's final newline
-            merges.Add(ParseMerge(lines[i], mergesTxtPath, lineNumber: i + 1));
-        }
-        if (merges.Count < MergeCount)
-            throw new InvalidDataException($"{mergesTxtPath}: holds {merges.Count} merges; the CLIP tokenizer has {MergeCount}.");
-
         for (int special = ClipTokenizer.StartToken; special <= ClipTokenizer.EndToken; special++)
         {
             string expected = special == ClipTokenizer.StartToken ? StartText : EndText;
             if (tokens[special] != expected)
                 throw new InvalidDataException($"{vocabJsonPath}: id {special} should be \"{expected}\", found \"{Shorten(tokens[special])}\".");
         }
-        return Build(tokens, ids, merges.ToArray(), vocabJsonPath, mergesTxtPath);
+
+        // HF's CLIPTokenizer reads read().strip().split("\n")[1:48895]: surrounding blank lines are not merges.
+        string text = PythonText.Strip(ReadText(mergesTxtPath));
+        if (!text.StartsWith("#version", StringComparison.Ordinal))
+            throw new InvalidDataException($"{mergesTxtPath}: the first line should be the '#version: 0.2' header, found \"{Shorten(FirstLine(text))}\".");
+        return Build(tokens, ids, text, ParseMerges(text, mergesTxtPath), vocabJsonPath, mergesTxtPath);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static ClipVocabulary Build(string[] tokens, Dictionary<string, int> ids, (string Left, string Right)[] pairs,
+    private static ClipVocabulary Build(string[] tokens, Dictionary<string, int> ids, string mergesText, MergeLine[] merges,
         string vocabSource, string mergesSource)
     {
         foreach (string token in tokens)
@@ -148,30 +136,116 @@ internal sealed class ClipVocabulary
                 : throw new InvalidDataException($"{vocabSource}: lacks the byte symbol \"{symbol}{EndOfWord}\" (byte 0x{b:X2}).");
         }
 
-        var merges = new Dictionary<long, Merge>(pairs.Length);
-        for (int rank = 0; rank < pairs.Length; rank++)
+        var lookup = ids.GetAlternateLookup<ReadOnlySpan<char>>();
+        var table = new Dictionary<long, Merge>(merges.Length);
+        var joined = new char[64];
+        for (int rank = 0; rank < merges.Length; rank++)
         {
-            var (left, right) = pairs[rank];
-            int leftId = LookUp(left), rightId = LookUp(right), result = LookUp(left + right);
-            if (!merges.TryAdd(PairKey(leftId, rightId), new Merge(rank, result)))
-                throw new InvalidDataException($"{mergesSource}: merge \"{left} {right}\" (merge {rank + 1}) appears twice.");
+            ReadOnlySpan<char> left = merges[rank].Left(mergesText), right = merges[rank].Right(mergesText);
+            if (joined.Length < left.Length + right.Length) joined = new char[left.Length + right.Length];
+            left.CopyTo(joined);
+            right.CopyTo(joined.AsSpan(left.Length));
+            ReadOnlySpan<char> result = joined.AsSpan(0, left.Length + right.Length);
 
-            int LookUp(string symbol) => ids.TryGetValue(symbol, out int id) ? id
-                : throw new InvalidDataException($"{mergesSource}: merge {rank + 1} \"{left} {right}\" uses \"{Shorten(symbol)}\", which is not in the vocabulary ({vocabSource}).");
+            if (!lookup.TryGetValue(left, out int leftId) || !lookup.TryGetValue(right, out int rightId) || !lookup.TryGetValue(result, out int resultId))
+            {
+                string missing = !lookup.TryGetValue(left, out _) ? left.ToString() : !lookup.TryGetValue(right, out _) ? right.ToString() : result.ToString();
+                throw new InvalidDataException(
+                    $"{mergesSource}: merge {rank + 1} \"{left} {right}\" uses \"{Shorten(missing)}\", which is not in the vocabulary ({vocabSource}).");
+            }
+            if (!table.TryAdd(PairKey(leftId, rightId), new Merge(rank, resultId)))
+                throw new InvalidDataException($"{mergesSource}: merge \"{left} {right}\" (merge {rank + 1}) appears twice.");
         }
-        return new ClipVocabulary(tokens, byteSymbol, byteSymbolEndOfWord, merges);
+        return new ClipVocabulary(tokens, byteSymbol, byteSymbolEndOfWord, table);
     }
 
-    /// <summary>A merge line: two symbols separated by whitespace (Python's <c>str.split()</c>), nothing else.</summary>
-    private static (string Left, string Right) ParseMerge(string line, string source, int lineNumber)
+    /// <summary>
+    /// The first <see cref="MergeCount"/> + 1 lines (header included) of OpenAI's gzip merges file, decoded as UTF-8.
+    /// The file holds 262,145 lines; only the first 0.5 MB are inflated.
+    /// </summary>
+    private static string ReadOpenAiMergesText(Stream gzipStream, string source)
     {
-        int space = line.IndexOf(' ');
-        if (space > 0 && space < line.Length - 1 && line.IndexOf(' ', space + 1) < 0 && !line.Contains('\t') && !line.Contains('\r'))
-            return (line[..space], line[(space + 1)..]);
-        string[] parts = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length != 2)
-            throw new InvalidDataException($"{source}: line {lineNumber} should hold one merge, two symbols separated by a space; found \"{Shorten(line)}\".");
-        return (parts[0], parts[1]);
+        var data = new byte[1 << 20];
+        int length = 0, lines = 0, end = -1;
+        try
+        {
+            using var gzip = new GZipStream(gzipStream, CompressionMode.Decompress);
+            while (end < 0)
+            {
+                if (length == data.Length)
+                {
+                    if (data.Length >= MaxFileBytes)
+                        throw new InvalidDataException($"{source}: more than {MaxFileBytes} bytes before merge {MergeCount}; not the CLIP merges file.");
+                    Array.Resize(ref data, data.Length * 2);
+                }
+                int read = gzip.Read(data, length, data.Length - length);
+                if (read == 0)
+                {
+                    if (length > 0 && data[length - 1] != '\n' && ++lines == MergeCount + 1) end = length; // last line without '\n'
+                    break;
+                }
+                for (int i = Array.IndexOf(data, (byte)'\n', length, read); i >= 0; i = Array.IndexOf(data, (byte)'\n', i + 1, length + read - i - 1))
+                {
+                    if (++lines == MergeCount + 1) { end = i + 1; break; }
+                }
+                length += read;
+            }
+        }
+        catch (InvalidDataException e) when (!e.Message.StartsWith(source, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"{source}: not a gzip-compressed merges file ({e.Message})", e);
+        }
+        if (end < 0)
+            throw new InvalidDataException($"{source}: holds {Math.Max(0, lines - 1)} merges after its header line; CLIP uses the first {MergeCount}.");
+        try
+        {
+            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(data, 0, end);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new InvalidDataException($"{source}: not valid UTF-8 ({e.Message})", e);
+        }
+    }
+
+    /// <summary>
+    /// The first <see cref="MergeCount"/> merges of a merges text, after its header line. Lines end at '\n'; a merge is
+    /// two symbols separated by whitespace, as Python's <c>str.split()</c> reads it (so a '\r' before '\n' is fine).
+    /// </summary>
+    private static MergeLine[] ParseMerges(string text, string source)
+    {
+        var merges = new MergeLine[MergeCount];
+        int position = text.IndexOf('\n') + 1;
+        for (int rank = 0; rank < MergeCount; rank++)
+        {
+            if (position == 0 || position > text.Length)
+                throw new InvalidDataException($"{source}: holds {rank} merges after its header line; the CLIP tokenizer has {MergeCount}.");
+            int lineEnd = text.IndexOf('\n', position);
+            if (lineEnd < 0) lineEnd = text.Length;
+            merges[rank] = ParseMergeLine(text, position, lineEnd, source, lineNumber: rank + 2);
+            position = lineEnd + 1;
+        }
+        return merges;
+    }
+
+    private static MergeLine ParseMergeLine(string text, int start, int end, string source, int lineNumber)
+    {
+        Span<int> fields = stackalloc int[4]; // start and end of the two symbols
+        int count = 0, i = start;
+        while (true)
+        {
+            while (i < end && PythonText.IsStripSpace(text[i])) i++;
+            if (i == end) break;
+            int fieldStart = i;
+            while (i < end && !PythonText.IsStripSpace(text[i])) i++;
+            if (count == 2) { count = 3; break; }
+            fields[2 * count] = fieldStart;
+            fields[2 * count + 1] = i;
+            count++;
+        }
+        if (count != 2)
+            throw new InvalidDataException(
+                $"{source}: line {lineNumber} should hold one merge, two symbols separated by a space; found \"{Shorten(text[start..end])}\".");
+        return new MergeLine(fields[0], fields[1] - fields[0], fields[2], fields[3] - fields[2]);
     }
 
     private static string[] ReadVocabJson(string path)
@@ -185,8 +259,8 @@ internal sealed class ClipVocabulary
             int count = 0;
             foreach (var entry in document.RootElement.EnumerateObject())
             {
-                if (!entry.Value.TryGetInt32(out int id) || id < 0 || id >= tokens.Length)
-                    throw new InvalidDataException($"{path}: token \"{Shorten(entry.Name)}\" has id {entry.Value}; ids must be integers 0..{tokens.Length - 1}.");
+                if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int id) || id < 0 || id >= tokens.Length)
+                    throw new InvalidDataException($"{path}: token \"{Shorten(entry.Name)}\" has id {entry.Value.GetRawText()}; ids must be integers 0..{tokens.Length - 1}.");
                 if (tokens[id] is { } other)
                     throw new InvalidDataException($"{path}: id {id} is given to both \"{Shorten(other)}\" and \"{Shorten(entry.Name)}\".");
                 tokens[id] = entry.Name;
@@ -199,15 +273,8 @@ internal sealed class ClipVocabulary
         {
             throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e);
         }
-        catch (InvalidOperationException e)
-        {
-            throw new InvalidDataException($"{path}: every id must be a JSON number ({e.Message})", e);
-        }
         return tokens;
     }
-
-    /// <summary>Largest tokenizer file read; CLIP's vocab.json is about 0.9 MB and merges.txt about 0.5 MB.</summary>
-    private const long MaxFileBytes = 64L << 20;
 
     private static string ReadText(string path)
     {
@@ -227,6 +294,8 @@ internal sealed class ClipVocabulary
             throw new FileNotFoundException($"CLIP tokenizer file not found: {path}", path, e);
         }
     }
+
+    private static string FirstLine(string text) => text.IndexOf('\n') is var end and >= 0 ? text[..end] : text;
 
     private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 }

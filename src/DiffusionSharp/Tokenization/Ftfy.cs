@@ -61,7 +61,7 @@ internal static class Ftfy
             if (unescapeHtml) text = HtmlEntities.FtfyUnescape(text);
             text = FixC1Controls(text);
             text = Translate(text, static c => s_ligatures.TryGetValue(c, out string? s) ? s : null);
-            text = Translate(text, static c => UnicodeTables.Instance.Width.TryGetValue(c, out string? s) ? s : null);
+            text = Translate(text, static c => c is '\u3000' or (>= '\uFF01' and <= '\uFFEF') && UnicodeTables.Instance.Width.TryGetValue(c, out string? s) ? s : null);
             text = Translate(text, static c => c switch
             {
                 '\u02BC' or (>= '\u2018' and <= '\u201B') => "'",
