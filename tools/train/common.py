@@ -113,12 +113,12 @@ class Budget:
         return self.left() <= 0
 
 
-def cosine_lr(step, total, peak, warmup, floor=0.1):
-    """Linear warmup to `peak`, then cosine to floor*peak at `total` (held there after)."""
+def scheduled_lr(step, fraction, peak, warmup, floor=0.1):
+    """Linear warmup over `warmup` steps, then cosine from `peak` to floor*peak over the time budget
+    (`fraction` = share of the stage's budget used so far; stages run by time, not by step count)."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction))))
 
 
 def count_parameters(module):
