@@ -72,20 +72,28 @@ def seed_everything(seed):
 
 class Ema:
     """Exponential moving average of a module's floating-point parameters and buffers (fp32 copies).
-    decay ramps up as min(decay, (1 + n) / (10 + n)) so early averages are not dominated by the initial weights."""
+    decay ramps up as min(decay, (1 + n) / (10 + n)) so early averages are not dominated by the initial weights.
+    Create it after the module has reached its device: it keeps references to the module's tensors."""
 
     def __init__(self, module, decay):
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: v.detach().clone().float() for k, v in module.state_dict().items() if v.is_floating_point()}
+        live = {k: v for k, v in module.state_dict().items() if v.is_floating_point()}
+        self.keys = list(live)
+        self.live = [live[k] for k in self.keys]
+        self.shadow = {k: v.detach().clone().float() for k, v in live.items()}
 
     @torch.no_grad()
-    def update(self, module):
+    def update(self, module=None):
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in module.state_dict().items():
-            if k in self.shadow:
-                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
+        shadows = [self.shadow[k] for k in self.keys]
+        if hasattr(torch, "_foreach_mul_") and all(v.dtype == torch.float32 for v in self.live):
+            torch._foreach_mul_(shadows, d)
+            torch._foreach_add_(shadows, self.live, alpha=1 - d)
+        else:
+            for s, v in zip(shadows, self.live):
+                s.mul_(d).add_(v.float(), alpha=1 - d)
 
     def copy_to(self, module):
         state = module.state_dict()
@@ -94,6 +102,10 @@ class Ema:
 
     def state_dict(self):
         return dict(self.shadow)
+
+    def load_state_dict(self, shadow):
+        for k in self.keys:
+            self.shadow[k].copy_(shadow[k])
 
 
 class Budget:

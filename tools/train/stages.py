@@ -42,6 +42,7 @@ class Context:
         self.tiny, self.seed, self.compile = tiny, seed, compile
         self.batch, self.vae_batch, self.checkpoint_s = batch, vae_batch, checkpoint_s
         self.last_save = time.time()
+        self.publish = None  # set by a training loop: copies its EMA weights into the store before a save
         self._latents = None
 
     def rng(self, stage, step):
@@ -49,6 +50,8 @@ class Context:
         return np.random.RandomState((self.seed * 1_000_003 + zlib.crc32(stage.encode()) + step * 7919) % 2 ** 32)
 
     def save(self):
+        if self.publish is not None:
+            self.publish()
         paths, kept = self.store.save(self.out)
         self.last_save = time.time()
         log(f"saved {len(paths)} weight shard(s) to {self.out}: {', '.join(sorted(kept))}")
@@ -284,8 +287,8 @@ def train_denoiser(ctx, name, unet_artefact, text_artefact, train_text, seconds,
         unet.load_state_dict(work["unet"])
         if train_text:
             text.load_state_dict(work["text"])
-            ema_text.shadow = work["ema_text"]
-        ema_unet.shadow = work["ema_unet"]
+            ema_text.load_state_dict(work["ema_text"])
+        ema_unet.load_state_dict(work["ema_unet"])
         opt.load_state_dict(work["optimizer"])
         unet_artefact.progress = work["progress"]
         log(f"{name}: resumed full-precision state at step {unet_artefact.progress['steps']}")
@@ -330,15 +333,20 @@ def train_denoiser(ctx, name, unet_artefact, text_artefact, train_text, seconds,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        ema_unet.update(unet)
+        ema_unet.update()
         if train_text:
-            ema_text.update(text)
+            ema_text.update()
         ctx.maybe_save(save_work)
         return loss.detach()
 
     ctx.store.put(unet_artefact)
     ctx.store.put(text_artefact)
-    run_steps(ctx, name, budget, step_fn, ctx.batch, unet_artefact.progress)
+    ctx.publish = publish
+    try:
+        run_steps(ctx, name, budget, step_fn, ctx.batch, unet_artefact.progress)
+    finally:
+        publish()
+        ctx.publish = None
     if train_text:
         text_artefact.progress.update(steps=unet_artefact.progress["steps"], trained_with=name)
     for p in text.parameters():
@@ -441,8 +449,11 @@ def distill_round(ctx, artefact, teacher, teacher_guided, text, steps, seconds, 
     forward = maybe_compile(student, ctx.compile)
     ema_module = copy.deepcopy(student).eval()
 
-    def save_work():
+    def publish():
         ema.copy_to(ema_module)
+
+    def save_work():
+        publish()
         save_work_state(ctx.work, artefact.name, {"unet": student.state_dict(), "ema_unet": ema.state_dict(),
                                                   "optimizer": opt.state_dict(), "progress": artefact.progress})
 
@@ -474,14 +485,19 @@ def distill_round(ctx, artefact, teacher, teacher_guided, text, steps, seconds, 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
-        ema.update(student)
+        ema.update()
         ctx.maybe_save(save_work)
         return loss.detach()
 
     log(f"{artefact.name}: distilling {2 * steps} -> {steps} steps, {seconds:.0f}s")
     artefact.module = ema_module
     ctx.store.put(artefact)
-    run_steps(ctx, artefact.name, budget, step_fn, ctx.batch, artefact.progress)
+    ctx.publish = publish
+    try:
+        run_steps(ctx, artefact.name, budget, step_fn, ctx.batch, artefact.progress)
+    finally:
+        publish()
+        ctx.publish = None
     artefact.progress["evaluated"] = False
     save_work()
     ctx.save()
@@ -559,8 +575,9 @@ def stage_eval(ctx, seconds, cfgs=(DEFAULT_CFG,), force=False, save=True):
     sets = eval_sets(ctx)
     real = {name: data.images(e, c, np.zeros_like(e)).cpu() for name, e, c, _ in sets}
     demo = [(data.names.index(n), captions.COLOUR_NAMES.index(c)) for n, c in DEMO_PROMPTS if n in data.names]
-    if len(demo) < 4:  # --tiny data sets lack most demo emoji
-        demo = [(int(e), int(c)) for e, c in data.heldout_pairs[:4]] or [(0, 6), (1, 4)]
+    demo += [(int(e), int(c)) for e, c in data.heldout_pairs[::60][:4]]  # last rows: held-out pairs
+    if not demo:
+        demo = [(0, 6), (1, 4)]
     demo_e, demo_c = np.array([d[0] for d in demo]), np.array([d[1] for d in demo])
     columns = [to_uint8(data.images(demo_e, demo_c, np.zeros_like(demo_e)))]
     labels = ["real"]

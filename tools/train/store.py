@@ -161,6 +161,22 @@ def _latest_generation(folder):
     return max(gens, default=0)
 
 
+def slim(source, target, keep):
+    """Copies the newest generation of `source` into `target` with only the artefacts named in `keep` (to carry
+    a smaller resume folder to the next GPU run)."""
+    store = Store.load(source)
+    missing = [k for k in keep if k not in store]
+    if missing:
+        raise SystemExit(f"{source}: no artefact {', '.join(missing)} (has {', '.join(sorted(store.artefacts))})")
+    for name in list(store.artefacts):
+        if name not in keep:
+            store.drop(name)
+    if store.latest_student not in store.artefacts:
+        store.latest_student = max((n for n in store.artefacts if n.startswith("student_")),
+                                   key=lambda n: -int(n.split("_")[1]), default=None)
+    return store.save(target)
+
+
 def save_work_state(folder, name, state):
     """Full-precision resumable state of a stage (torch.save, atomic)."""
     os.makedirs(folder, exist_ok=True)
@@ -174,3 +190,27 @@ def load_work_state(folder, name):
     if path and os.path.isfile(path):
         return torch.load(path, map_location="cpu")
     return None
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import common  # noqa: F401  (import paths for sdref)
+    parser = argparse.ArgumentParser(description="Weight-shard folders of the GPU runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="show the artefacts of a folder")
+    p_list.add_argument("folder")
+    p_slim = sub.add_parser("slim", help="copy only some artefacts into a new folder")
+    p_slim.add_argument("source")
+    p_slim.add_argument("target")
+    p_slim.add_argument("--keep", required=True, help="comma list, e.g. vae,text_encoder,student_8")
+    args = parser.parse_args()
+    if args.command == "list":
+        loaded = Store.load(args.folder)
+        for name, a in sorted(loaded.artefacts.items()):
+            print(f"{name:14s} {a.kind:13s} {sum(p.numel() for p in a.module.parameters()) / 1e6:6.2f} M  {a.progress}")
+        print(f"latest student: {loaded.latest_student}, generation {loaded.generation}")
+    else:
+        paths, kept = slim(args.source, args.target, args.keep.split(","))
+        print(f"wrote {len(paths)} shard(s) with {', '.join(kept)} to {args.target}")
