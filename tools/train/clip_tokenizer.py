@@ -38,9 +38,11 @@ def _bytes_to_unicode():
 
 
 def default_vocab_path():
-    """The BPE merges file: $CLIP_BPE_VOCAB, else the workplace's shared copy."""
+    """The BPE merges file: $CLIP_BPE_VOCAB, else the engine's embedded copy, else the workplace's shared copy."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
     candidates = [os.environ.get("CLIP_BPE_VOCAB", ""),
-                  os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "clip", "bpe_simple_vocab_16e6.txt.gz"),
+                  os.path.join(root, "src", "DiffusionSharp", "Resources", "clip", "bpe_simple_vocab_16e6.txt.gz"),
+                  os.path.join(root, "..", "shared", "clip", "bpe_simple_vocab_16e6.txt.gz"),
                   "/work/shared/clip/bpe_simple_vocab_16e6.txt.gz"]
     for path in candidates:
         if path and os.path.isfile(path):

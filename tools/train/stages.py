@@ -76,6 +76,7 @@ def run_steps(ctx, name, budget, step_fn, batch, progress, log_every_s=20.0):
     counts from 0 in every invocation (a resumed stage warms its fresh optimizer up again). Halves the batch on
     CUDA out-of-memory. Logs progress and JSON lines; returns the final batch size."""
     step = progress.get("steps", 0)
+    progress["seed"] = ctx.seed  # batches come from ctx.rng(stage, start step): seed + step reproduce them
     start_step, last_log, losses = step, time.time(), []
     while not budget.over():
         try:

@@ -178,7 +178,9 @@ def slim(source, target, keep):
 
 
 def save_work_state(folder, name, state):
-    """Full-precision resumable state of a stage (torch.save, atomic)."""
+    """Full-precision resumable state of a stage (torch.save, atomic); nothing without a work folder."""
+    if not folder:
+        return
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{name}.pt")
     torch.save(state, path + ".tmp")
