@@ -398,10 +398,19 @@ def guided_model(unet, context, uncond, w, guidance_input):
 
 
 def stage_distill(ctx, seconds, target_steps=8, first_teacher_steps=32, lr=1e-4):
-    """Rounds from the latest student (or the ReLU teacher with CFG at first_teacher_steps) down to target_steps."""
-    store, data, device = ctx.store, ctx.data, ctx.device
-    if store.latest_student:
-        teacher_name = store.latest_student
+    """Rounds from the latest student (or the ReLU teacher with CFG at first_teacher_steps) down to target_steps.
+    A round that was cut off (its student not marked done) continues first, while its teacher is still stored."""
+    store, device = ctx.store, ctx.device
+    latest = store[store.latest_student] if store.latest_student else None
+    resume = latest if latest is not None and not latest.progress.get("done") else None
+    if resume is not None and resume.progress.get("from") not in store:
+        log(f"distill: {resume.name} was cut off but its teacher {resume.progress.get('from')} is gone; "
+            "taking it as it is")
+        resume = None
+    if resume is not None:
+        teacher_name = resume.progress["from"]
+    elif latest is not None:
+        teacher_name = latest.name
     elif "teacher_relu" in store or "teacher" in store:
         teacher_name = "teacher_relu" if "teacher_relu" in store else "teacher"
     else:
@@ -414,23 +423,25 @@ def stage_distill(ctx, seconds, target_steps=8, first_teacher_steps=32, lr=1e-4)
     if not rounds:
         log(f"distill: {teacher_name} already reaches {target_steps} steps")
         return
-    log(f"distill: from {teacher_name}, rounds to {rounds} steps, {seconds / len(rounds):.0f}s each")
+    log(f"distill: from {teacher_name}, rounds to {rounds} steps, {seconds / len(rounds):.0f}s each"
+        + (f" (continuing {resume.name})" if resume is not None else ""))
     text = store["text_encoder"].module.to(device).eval()
-    uncond = None
     for student_steps in rounds:
         teacher_artefact = store[teacher_name]
         teacher = teacher_artefact.module.to(device).eval()
         teacher_guided = teacher.config.time_cond_proj_dim is not None
         name = f"student_{student_steps}"
-        if teacher_guided:
-            student = build_module("unet", teacher_artefact.config)
-            student.load_state_dict(teacher.state_dict())
-            config = teacher_artefact.config
+        if resume is not None and resume.name == name:
+            artefact = resume
+            artefact.module = artefact.module.to(device).train()
         else:
-            student = student_from_teacher(type(teacher), teacher.state_dict(), teacher_artefact.config)
-            config = student.config
-        artefact = Artefact(name, "unet", config, student.to(device).train(),
-                            {"steps": 0, "from": teacher_name, "sampling_steps": student_steps})
+            if teacher_guided:
+                student = build_module("unet", teacher_artefact.config)
+                student.load_state_dict(teacher.state_dict())
+            else:
+                student = student_from_teacher(type(teacher), teacher.state_dict(), teacher_artefact.config)
+            artefact = Artefact(name, "unet", student.config, student.to(device).train(),
+                                {"steps": 0, "from": teacher_name, "sampling_steps": student_steps})
         distill_round(ctx, artefact, teacher, teacher_guided, text, student_steps, seconds / len(rounds), lr)
         teacher_name = name
 
@@ -446,7 +457,14 @@ def distill_round(ctx, artefact, teacher, teacher_guided, text, steps, seconds, 
     teacher_sigmas = sampling.trailing_sigmas(2 * steps).to(device)             # [2N + 1]
     with torch.no_grad():
         uncond_one = text(data.empty_tokens(1)).last_hidden_state              # [1, 77, D]
-    rng = ctx.rng(artefact.name, 0)
+    work = load_work_state(ctx.work, artefact.name)
+    if work is not None and work["progress"]["steps"] > artefact.progress.get("steps", 0):
+        student.load_state_dict(work["unet"])
+        ema.load_state_dict(work["ema_unet"])
+        opt.load_state_dict(work["optimizer"])
+        artefact.progress = work["progress"]
+        log(f"{artefact.name}: resumed full-precision state at step {artefact.progress['steps']}")
+    rng = ctx.rng(artefact.name, artefact.progress.get("steps", 0))
     forward = maybe_compile(student, ctx.compile)
     ema_module = copy.deepcopy(student).eval()
 
@@ -499,7 +517,7 @@ def distill_round(ctx, artefact, teacher, teacher_guided, text, steps, seconds, 
     finally:
         publish()
         ctx.publish = None
-    artefact.progress["evaluated"] = False
+    artefact.progress.update(evaluated=False, done=True)
     save_work()
     ctx.save()
 

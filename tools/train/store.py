@@ -10,8 +10,8 @@ safetensors shards, because a run returns at most 8 files of at most 16 MB each:
 
 A new generation is written completely before the previous one is deleted, so a run killed while saving still
 leaves a complete older generation. At most MAX_UNETS UNets are kept (6 shards): the latest student, the
-8-step student (the shipping candidate), the ReLU teacher, the softmax teacher, then other students, in that
-order. Each variant is evaluated in the stage that makes it, so dropping one loses no measurement.
+teacher of its round while that round is unfinished, the 8-step student (the shipping candidate), the ReLU
+teacher, the softmax teacher, then other students, in that order. Each variant is evaluated in the stage that makes it, so dropping one loses no measurement.
 
 Resumable full-precision state (fp32 weights, EMA, optimizer) of the stage in progress goes under --work with
 torch.save; it only helps when the same machine runs again.
@@ -80,8 +80,12 @@ class Store:
         self.artefacts.pop(name, None)
 
     def _kept(self):
-        unets = sorted((a.name for a in self.artefacts.values() if a.kind == "unet"),
-                       key=lambda n: (0 if n == self.latest_student else unet_priority(n) + 1))
+        latest = self.artefacts.get(self.latest_student)
+        unfinished_teacher = latest.progress.get("from") if latest is not None and not latest.progress.get("done") else None
+
+        def rank(n):  # the latest student, the teacher of its unfinished round, then by unet_priority
+            return 0 if n == self.latest_student else 1 if n == unfinished_teacher else unet_priority(n) + 2
+        unets = sorted((a.name for a in self.artefacts.values() if a.kind == "unet"), key=rank)
         dropped = set(unets[MAX_UNETS:])
         return [a for a in self.artefacts.values() if a.name not in dropped]
 
