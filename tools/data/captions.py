@@ -214,7 +214,8 @@ class CaptionBank:
         grey = u[2] < GREY_SHARE
         pieces = np.full((b, MAX_SLOTS), self.empty, dtype=np.int64)
         weights = np.array([w for w, _ in PLAIN_TEMPLATES])
-        plain_choice = np.searchsorted(np.cumsum(weights / weights.sum()), u[3], side="right")
+        plain_choice = np.minimum(np.searchsorted(np.cumsum(weights / weights.sum()), u[3], side="right"),
+                                  len(PLAIN_TEMPLATES) - 1)
         for k, (_, template) in enumerate(PLAIN_TEMPLATES):
             rows = np.nonzero((composition == 0) & (plain_choice == k))[0]
             if len(rows):
