@@ -20,7 +20,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import captions  # noqa: E402
 from classifier import EmojiClassifier, save_classifier  # noqa: E402
-from common import Budget, JsonLog, autocast, log, pick_device, seed_everything  # noqa: E402
+from common import Budget, JsonLog, autocast, log, pick_device, scheduled_lr, seed_everything  # noqa: E402
 from emoji_data import EmojiData  # noqa: E402
 
 
@@ -63,8 +63,9 @@ def train(data, device, steps, batch, seconds, seed, lr, jsonlog):
         if budget.over():
             log(f"classifier: time budget reached at step {step}")
             break
+        fraction = max(step / steps, budget.elapsed() / seconds)  # whichever runs out first: steps or time
         for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * step / steps))
+            group["lr"] = scheduled_lr(step, fraction, lr, warmup=100, floor=0.02)
         images, emoji, colour = augmented_batch(data, batch, rng, device)
         with autocast(device):
             logits_e, logits_c, _ = model(images)
