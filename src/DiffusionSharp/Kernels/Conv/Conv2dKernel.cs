@@ -12,6 +12,6 @@ public static unsafe partial class Conv2dKernel
         if (w.InChannels != g.InChannels || w.OutChannels != g.OutChannels || w.KernelHeight != g.KernelHeight || w.KernelWidth != g.KernelWidth)
             throw new ArgumentException($"Convolution weights [{w.OutChannels}, {w.InChannels}, {w.KernelHeight}, {w.KernelWidth}] do not match geometry {g}.");
         if (KernelSettings.UseReference) ForwardReference(x, g, w, bias, y, residual);
-        else ForwardFast(x, g, w, bias, y, residual);
+        else Forward(x, g, w, bias, y, residual, KernelSettings.BestIsa);
     }
 }
