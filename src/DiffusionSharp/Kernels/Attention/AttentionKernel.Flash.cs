@@ -7,8 +7,9 @@ using DiffusionSharp.Threading;
 namespace DiffusionSharp.Kernels.Attention;
 
 /// <summary>
-/// FlashAttention-style tiles on the CPU. A task is (batch, head, block of 96 queries). Per key block of 256:
-/// S = Q_blk · K_blkᵀ through the GEMM micro-kernel (Q rows packed at the micro-kernel's constant stride, Kᵀ packed once
+/// FlashAttention-style tiles on the CPU. A task is (batch, head, block of 96 queries). Per key block of 512:
+/// S = Q_blk · K_blkᵀ through the GEMM micro-kernel (Q rows, pre-multiplied by the scale, packed at the micro-kernel's
+/// constant stride; Kᵀ packed once
 /// per head into 32-key panels), online softmax on S in place (running row max m and sum l; earlier output rescaled by
 /// exp(m_old - m_new)), then O += P · V_blk through the same micro-kernel with P read straight from the S tile.
 /// Memory per thread: the head's packed Kᵀ and V (Tk·d each) plus 96 x 528 floats of scores, never [Tq, Tk]
@@ -25,7 +26,7 @@ namespace DiffusionSharp.Kernels.Attention;
 public static unsafe partial class AttentionKernel
 {
     private const int QueryBlock = 8 * MicroKernel.Rows;
-    private const int KeyBlock = 256;
+    private const int KeyBlock = MicroKernel.KcMax;
 
     private static int s_calls;
     [ThreadStatic] private static long t_packedHead;
@@ -110,12 +111,12 @@ public static unsafe partial class AttentionKernel
                 int visible = a.Causal ? Math.Clamp(q0 + r + 1 - k0, 0, kc) : kc;
                 if (a.Act == AttentionActivation.Softmax)
                 {
-                    float alpha = SoftmaxBlock(row, visible, a.Scale, ref rowMax[r], ref rowSum[r]);
+                    float alpha = SoftmaxBlock(row, visible, ref rowMax[r], ref rowSum[r]);
                     if (!first && alpha != 1f) Scale(o + r * vs, vs, alpha);
                 }
                 else
                 {
-                    ReluBlock(row, visible, a.Scale);
+                    ReluBlock(row, visible);
                 }
                 new Span<float>(row + visible, kc - visible).Clear();
             }
@@ -148,9 +149,7 @@ public static unsafe partial class AttentionKernel
         {
             float norm = a.Act == AttentionActivation.Softmax ? rowSum[r] : a.Tk;
             float* dst = a.Ops.O + ((long)b * a.Tq + q0 + r) * a.Ops.Ldo + (long)h * d;
-            float inv = 1f / norm;
-            float* src = o + r * vs;
-            for (int c = 0; c < d; c++) dst[c] = src[c] * inv;
+            Scale(o + r * vs, dst, d, 1f / norm);
         }
     }
 
@@ -180,7 +179,11 @@ public static unsafe partial class AttentionKernel
         }
     }
 
-    /// <summary>The block's query rows in chunks of d at most <see cref="MicroKernel.KcMax"/> wide: [dChunks][96][AStride], zero rows past the block.</summary>
+    /// <summary>
+    /// The block's query rows times the scale, in chunks of d at most <see cref="MicroKernel.KcMax"/> wide:
+    /// [dChunks][96][AStride], zero rows past the block. Scaling q (96·d products) instead of s (96·Tk) makes the
+    /// scores arrive scaled.
+    /// </summary>
     private static void PackQueries(ref FlashArgs a, int b, int h, int q0, int rows, int dChunks, float* q)
     {
         int d = a.D;
@@ -194,7 +197,7 @@ public static unsafe partial class AttentionKernel
                 if (r < rows)
                 {
                     float* src = a.Ops.Q + ((long)b * a.Tq + q0 + r) * a.Ops.Ldq + (long)h * d + c0;
-                    Buffer.MemoryCopy(src, dst, width * sizeof(float), width * sizeof(float));
+                    Scale(src, dst, width, a.Scale);
                 }
                 else
                 {
@@ -204,7 +207,7 @@ public static unsafe partial class AttentionKernel
         }
     }
 
-    /// <summary>s[r, j] = q_r · k_(k0+j) for the block's rows and kc keys (unscaled), into the score tile.</summary>
+    /// <summary>s[r, j] = (scale·q_r) · k_(k0+j) for the block's rows and kc keys, into the score tile.</summary>
     private static void Scores<TK>(float* q, int rows, int dChunks, int d, float* ktBlock, int kc, float* s) where TK : struct, IMicroKernel
     {
         for (int g = 0; g < rows; g += MicroKernel.Rows)
@@ -227,67 +230,66 @@ public static unsafe partial class AttentionKernel
     }
 
     /// <summary>
-    /// Online softmax step for one row of n scores: x = s * scale; m' = max(m, max x); row = exp(x - m');
-    /// l = l * exp(m - m') + sum row. Returns exp(m - m'), the factor for the output accumulated so far.
-    /// NaN anywhere in the row makes m' NaN, so the whole output row is NaN, as in the reference.
+    /// Online softmax step for one row of n (already scaled) scores: m' = max(m, max row); row = exp(row - m');
+    /// l = l · exp(m - m') + sum row. Returns exp(m - m'), the factor for the output accumulated so far.
+    /// The max uses the native instruction (no NaN fix-ups): a NaN score still reaches exp and makes l, and so the
+    /// output row, NaN, as in the reference. The row must have room up to n rounded up to 16 (the score tile does).
     /// </summary>
-    private static float SoftmaxBlock(float* row, int n, float scale, ref float m, ref float l)
+    private static float SoftmaxBlock(float* row, int n, ref float m, ref float l)
     {
         if (n == 0) return 1f;
-        var vscale = Vector512.Create(scale);
-        var vmax = Vector512.Create(float.NegativeInfinity);
+        var negInf = Vector512.Create(float.NegativeInfinity);
+        var max0 = negInf;
+        var max1 = negInf;
+        int full = n & ~15;
         int j = 0;
-        for (; j <= n - 16; j += 16)
+        for (; j <= full - 32; j += 32)
         {
-            var x = Vector512.Load(row + j) * vscale;
-            x.Store(row + j);
-            vmax = Vector512.Max(vmax, x);
+            max0 = Vector512.MaxNative(max0, Vector512.Load(row + j));
+            max1 = Vector512.MaxNative(max1, Vector512.Load(row + j + 16));
         }
-        float max = HorizontalMax(vmax);
-        for (; j < n; j++)
-        {
-            float x = row[j] * scale;
-            row[j] = x;
-            max = MathF.Max(max, x);
-        }
-        float mNew = MathF.Max(m, max);
+        if (j < full) max0 = Vector512.MaxNative(max0, Vector512.Load(row + j));
+        var tailMask = TailMask(n - full);
+        if (full < n) max1 = Vector512.MaxNative(max1, Vector512.ConditionalSelect(tailMask, Vector512.Load(row + full), negInf));
+        float mNew = MathF.Max(m, HorizontalMax(Vector512.MaxNative(max0, max1)));
         var vm = Vector512.Create(mNew);
         var vsum = Vector512<float>.Zero;
-        j = 0;
-        for (; j <= n - 16; j += 16)
+        for (j = 0; j < full; j += 16)
         {
             var e = VectorMath.Exp(Vector512.Load(row + j) - vm);
             e.Store(row + j);
             vsum += e;
         }
-        float sum = Vector512.Sum(vsum);
-        for (; j < n; j++)
+        if (full < n)
         {
-            float e = VectorMath.Exp(row[j] - mNew);
-            row[j] = e;
-            sum += e;
+            // The tail as one vector: lanes past n read the row's padding and become exp(-inf) = 0.
+            var e = VectorMath.Exp(Vector512.ConditionalSelect(tailMask, Vector512.Load(row + full), negInf) - vm);
+            e.Store(row + full);
+            vsum += e;
         }
-        float alpha = VectorMath.Exp(m - mNew);
-        if (float.IsNegativeInfinity(m)) alpha = 0f;
-        l = l * alpha + sum;
+        float alpha = float.IsNegativeInfinity(m) ? 0f : VectorMath.Exp(m - mNew);
+        l = l * alpha + Vector512.Sum(vsum);
         m = mNew;
         return alpha;
     }
 
+    /// <summary>All-ones in lanes [0, count), zero elsewhere.</summary>
+    private static Vector512<float> TailMask(int count)
+        => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
+
     private static float HorizontalMax(Vector512<float> v)
     {
-        float max = float.NegativeInfinity;
-        for (int i = 0; i < Vector512<float>.Count; i++) max = MathF.Max(max, v[i]);
-        return max;
+        var v256 = Vector256.MaxNative(v.GetLower(), v.GetUpper());
+        var v128 = Vector128.MaxNative(v256.GetLower(), v256.GetUpper());
+        v128 = Vector128.MaxNative(v128, Vector128.Shuffle(v128, Vector128.Create(2, 3, 0, 1)));
+        v128 = Vector128.MaxNative(v128, Vector128.Shuffle(v128, Vector128.Create(1, 0, 3, 2)));
+        return v128.ToScalar();
     }
 
-    /// <summary>row = relu(s * scale) for n scores (NaN stays NaN, as Math.Max in the reference).</summary>
-    private static void ReluBlock(float* row, int n, float scale)
+    /// <summary>row = relu(row) for n (already scaled) scores, the tail as one vector; NaN stays NaN, as Math.Max in the reference.</summary>
+    private static void ReluBlock(float* row, int n)
     {
-        var vscale = Vector512.Create(scale);
-        int j = 0;
-        for (; j <= n - 16; j += 16) Vector512.Max(Vector512.Load(row + j) * vscale, Vector512<float>.Zero).Store(row + j);
-        for (; j < n; j++) row[j] = MathF.Max(row[j] * scale, 0f);
+        for (int j = 0; j < n; j += 16) Vector512.Max(Vector512.Load(row + j), Vector512<float>.Zero).Store(row + j);
     }
 
     /// <summary>y = fma(alpha, x, y), n elements: one more step of the same per-output FMA chain the micro-kernel runs.</summary>
@@ -299,11 +301,13 @@ public static unsafe partial class AttentionKernel
         for (; j < n; j++) y[j] = MathF.FusedMultiplyAdd(alpha, x[j], y[j]);
     }
 
-    private static void Scale(float* x, int n, float factor)
+    private static void Scale(float* x, int n, float factor) => Scale(x, x, n, factor);
+
+    private static void Scale(float* x, float* y, int n, float factor)
     {
         var f = Vector512.Create(factor);
         int j = 0;
-        for (; j <= n - 16; j += 16) (Vector512.Load(x + j) * f).Store(x + j);
-        for (; j < n; j++) x[j] *= factor;
+        for (; j <= n - 16; j += 16) (Vector512.Load(x + j) * f).Store(y + j);
+        for (; j < n; j++) y[j] = x[j] * factor;
     }
 }
