@@ -71,6 +71,7 @@ public static unsafe partial class AttentionKernel
         return keys + values + queries + QueryBlock * MicroKernel.AStride + QueryBlock * ValueStride(headDim);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QueryBlockTask<TK>(void* context, int index) where TK : struct, IMicroKernel
     {
         ref FlashArgs a = ref Unsafe.AsRef<FlashArgs>(context);
@@ -154,6 +155,7 @@ public static unsafe partial class AttentionKernel
     }
 
     /// <summary>Kᵀ of one head as 32-key panels [Tk/32][d][32] (zero past Tk), and V as rows [Tk][vs] (zero past d).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackHead(ref FlashArgs a, int b, int h, float* kt, float* v)
     {
         int d = a.D, vs = ValueStride(d), cols = MicroKernel.Cols;
@@ -184,6 +186,7 @@ public static unsafe partial class AttentionKernel
     /// [dChunks][96][AStride], zero rows past the block. Scaling q (96·d products) instead of s (96·Tk) makes the
     /// scores arrive scaled.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackQueries(ref FlashArgs a, int b, int h, int q0, int rows, int dChunks, float* q)
     {
         int d = a.D;
@@ -208,6 +211,7 @@ public static unsafe partial class AttentionKernel
     }
 
     /// <summary>s[r, j] = (scale·q_r) · k_(k0+j) for the block's rows and kc keys, into the score tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Scores<TK>(float* q, int rows, int dChunks, int d, float* ktBlock, int kc, float* s) where TK : struct, IMicroKernel
     {
         for (int g = 0; g < rows; g += MicroKernel.Rows)
@@ -235,6 +239,7 @@ public static unsafe partial class AttentionKernel
     /// The max uses the native instruction (no NaN fix-ups): a NaN score still reaches exp and makes l, and so the
     /// output row, NaN, as in the reference. The row must have room up to n rounded up to 16 (the score tile does).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float SoftmaxBlock(float* row, int n, ref float m, ref float l)
     {
         if (n == 0) return 1f;
@@ -287,12 +292,14 @@ public static unsafe partial class AttentionKernel
     }
 
     /// <summary>row = relu(row) for n (already scaled) scores, the tail as one vector; NaN stays NaN, as Math.Max in the reference.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ReluBlock(float* row, int n)
     {
         for (int j = 0; j < n; j += 16) Vector512.Max(Vector512.Load(row + j), Vector512<float>.Zero).Store(row + j);
     }
 
     /// <summary>y = fma(alpha, x, y), n elements: one more step of the same per-output FMA chain the micro-kernel runs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Axpy(float alpha, float* x, float* y, int n)
     {
         var va = Vector512.Create(alpha);
@@ -303,6 +310,7 @@ public static unsafe partial class AttentionKernel
 
     private static void Scale(float* x, int n, float factor) => Scale(x, x, n, factor);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Scale(float* x, float* y, int n, float factor)
     {
         var f = Vector512.Create(factor);

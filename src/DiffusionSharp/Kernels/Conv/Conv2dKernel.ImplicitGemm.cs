@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DiffusionSharp.Kernels.Gemm;
 
 namespace DiffusionSharp.Kernels.Conv;
@@ -36,6 +37,7 @@ public static unsafe partial class Conv2dKernel
         private readonly float* _x = x;
         private readonly Conv2dGeometry _g = g;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Pack(int row0, int rows, int k0, int kc, float* dst)
         {
             int cin = _g.InChannels, kw = _g.KernelWidth, wo = _g.OutWidth, ho = _g.OutHeight;

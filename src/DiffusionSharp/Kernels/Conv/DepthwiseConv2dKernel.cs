@@ -60,6 +60,7 @@ public static unsafe class DepthwiseConv2dKernel
 
     private struct Args { public float* X; public Conv2dGeometry G; public float* F; public float* Bias; public float* Y; }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Row(void* context, int index)
     {
         ref Args a = ref Unsafe.AsRef<Args>(context);

@@ -49,6 +49,7 @@ public static unsafe class Activations
         public ActivationKind Kind;
         public float* X, Y;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(long start, long end)
         {
             if (Kind == ActivationKind.None)
@@ -93,6 +94,7 @@ public static unsafe class Activations
         public float* X, Y;
         public int Width;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(long start, long end)
         {
             for (long r = start; r < end; r++)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace DiffusionSharp.Kernels.Elementwise;
@@ -19,6 +20,7 @@ public static unsafe class TensorOps
     {
         public float* A, B, Y;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(long start, long end)
         {
             long i = start;
@@ -40,6 +42,7 @@ public static unsafe class TensorOps
         public float* X, V;
         public int Cols;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(long start, long end)
         {
             for (long r = start; r < end; r++)
@@ -64,6 +67,7 @@ public static unsafe class TensorOps
         public float* X;
         public float S;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(long start, long end)
         {
             var vs = Vector512.Create(S);
@@ -87,6 +91,7 @@ public static unsafe class TensorOps
         public float* A, B, Y;
         public int Ca, Cb;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(long start, long end)
         {
             int cy = Ca + Cb;
@@ -113,6 +118,7 @@ public static unsafe class TensorOps
         public int W, C;
 
         /// <summary>Input rows [start, end) of all images stacked: input row i becomes output rows 2i and 2i + 1.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(long start, long end)
         {
             long rowBytes = (long)C * sizeof(float), outRow = 2L * W * C;

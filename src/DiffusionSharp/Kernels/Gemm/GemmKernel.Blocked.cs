@@ -45,6 +45,7 @@ public static unsafe partial class GemmKernel
         public readonly float* A = a;
         public readonly int Lda = lda;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Pack(int row0, int rows, int k0, int kc, float* dst)
         {
             float* src = A + (long)row0 * Lda + k0;
@@ -113,6 +114,7 @@ public static unsafe partial class GemmKernel
         p.KBlocks = (p.K + MicroKernel.KcMax - 1) / MicroKernel.KcMax;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile<TA, TK>(void* context, int index) where TA : struct, IRowSource where TK : struct, IMicroKernel
     {
         ref Problem<TA> p = ref Unsafe.AsRef<Problem<TA>>(context);
@@ -161,6 +163,7 @@ public static unsafe partial class GemmKernel
     }
 
     /// <summary>c[r, j] = alpha · tile[r, j] (+ bias[j]) (+ residual[r, j]) for a rows x cols block; alpha 1 skips the multiply.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Epilogue(float* tile, int rows, int cols, float alpha, float* bias, float* c, int ldc, float* residual, int ldr)
     {
         for (int r = 0; r < rows; r++)

@@ -108,6 +108,7 @@ public static unsafe class GroupNormKernel
         return ((long)b * a.S + s0, (long)b * a.S + s1);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Statistics(void* context, int task)
     {
         ref Args a = ref Unsafe.AsRef<Args>(context);
@@ -172,6 +173,7 @@ public static unsafe class GroupNormKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Apply(void* context, int task)
     {
         ref Args a = ref Unsafe.AsRef<Args>(context);

@@ -44,6 +44,7 @@ public static unsafe class LayerNormKernel
 
     private struct Args { public float* X; public int Cols; public float Eps; public float* Gamma; public float* Beta; public float* Y; }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Row(void* context, int r)
     {
         ref Args a = ref Unsafe.AsRef<Args>(context);
