@@ -58,13 +58,16 @@ public sealed unsafe class KernelCase : IDisposable
 /// <summary>The SD 1.5 (512x512, latent 64x64) kernel shapes the reports use.</summary>
 public static unsafe class KernelCases
 {
-    public static KernelCase Linear(int m, int n, int k, bool residual = false)
+    /// <summary>C [m, n] = A [m, k] · Wᵀ + bias (+ residual); <paramref name="isa"/> forces one micro-kernel path.</summary>
+    public static KernelCase Linear(int m, int n, int k, bool residual = false, KernelIsa? isa = null)
     {
         var c = new KernelCase
         {
-            Name = $"Linear {m}x{n}x{k}{(residual ? " +res" : "")}",
+            Name = $"Linear {m}x{n}x{k}{(residual ? " +res" : "")}{(isa is { } i ? " " + i : "")}",
             Flops = 2.0 * m * n * k,
-            Body = x => GemmKernel.Linear(x.A, k, m, x.Weight!, x.B, x.C, n, x.D, residual ? n : 0),
+            Body = isa is { } forced
+                ? x => GemmKernel.Linear(x.A, k, m, x.Weight!, x.B, x.C, n, x.D, residual ? n : 0, forced)
+                : x => GemmKernel.Linear(x.A, k, m, x.Weight!, x.B, x.C, n, x.D, residual ? n : 0),
             Reference = x => GemmKernel.LinearReference(x.A, k, m, x.Weight!, x.B, x.C, n, x.D, residual ? n : 0),
         };
         c.A = c.Alloc((long)m * k, 1);

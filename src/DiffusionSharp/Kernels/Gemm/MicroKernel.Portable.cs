@@ -8,7 +8,8 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// 4 rows x 16 columns = 16 accumulators plus four of B and one broadcast; the 12 x 32 block is six such tiles.
 /// Uses fused multiply-add (<c>FusedMultiplyAdd</c>), exact on every platform, so results stay bitwise equal to the
 /// other paths; where the hardware lacks FMA this is slow but correct, and such x86 machines have no AVX2 either.
-/// Not measured on Arm64 (none here).
+/// Measured with the path forced on Zen 5 (one core): 55 GFLOP/s on Linear 4096x1280x320, 97 % of a 128-bit FMA
+/// peak. Not measured on Arm64 (none here).
 /// </summary>
 internal unsafe struct PortableMicroKernel : IMicroKernel
 {

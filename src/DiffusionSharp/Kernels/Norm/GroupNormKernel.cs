@@ -16,7 +16,9 @@ namespace DiffusionSharp.Kernels.Norm;
 /// and the chunk sums are reduced in chunk order on the calling thread, so results are bitwise identical for any
 /// thread count. Then the normalisation folds into a centre, scale and shift per channel, and the apply pass computes
 /// silu((x - centre)·scale + shift) with 16 channels per AVX-512 register. Scratch is per-thread native memory: no managed
-/// allocation per call. Rejected: Welford per element (a division per element; double sums are exact enough and
+/// allocation per call. Measured (Zen 5, one core, .NET 10, machine shared): 64x64x320 + SiLU 0.53 ms (cache-resident),
+/// VAE 512x512x128 + SiLU 20 ms (~20 GB/s counting 12 bytes per element, memory-bound). The first version folded
+/// into x·scale + shift and lost 4e-5 in float at mean 1000, std 1.7: hence the centre. Rejected: Welford per element (a division per element; double sums are exact enough and
 /// vectorize); one pass folded into the producing convolution (the research note's idea) — left for when the
 /// models fuse it, since the kernel contract is a standalone op.
 /// </remarks>
