@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -179,10 +180,11 @@ public static unsafe class MachinePeak
     {
         ref TriadArgs t = ref Unsafe.AsRef<TriadArgs>(context);
         var (start, end) = Range(t.N, t.Parts, part);
-        var s = Vector256.Create(0.5f);
+        var s = new Vector<float>(0.5f);
+        int width = Vector<float>.Count;
         long i = start;
-        for (; i <= end - 8; i += 8)
-            Vector256.FusedMultiplyAdd(s, Vector256.Load(t.C + i), Vector256.Load(t.B + i)).Store(t.A + i);
+        for (; i <= end - width; i += width)
+            Unsafe.WriteUnaligned(t.A + i, Unsafe.ReadUnaligned<Vector<float>>(t.B + i) + s * Unsafe.ReadUnaligned<Vector<float>>(t.C + i));
         for (; i < end; i++) t.A[i] = t.B[i] + 0.5f * t.C[i];
     }
 

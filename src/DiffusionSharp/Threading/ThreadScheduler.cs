@@ -13,13 +13,18 @@ namespace DiffusionSharp.Threading;
 /// </summary>
 /// <remarks>
 /// Waiting: a worker that finished spins for <see cref="SpinTime"/> watching for the next call (kernels come back to
-/// back), then blocks on its own semaphore; the caller waiting for the workers does the same. On a small machine shared
-/// with other processes a long spin steals the core the other thread needs, so the spin is short and then sleeps.
+/// back), checking every few pause instructions, then blocks on its own semaphore; the caller waiting for the workers
+/// does the same. On a small machine shared with other processes a long spin steals the core the other thread needs,
+/// so the spin is short and then sleeps. (A first version backed off to ~10 µs between checks: 123 µs per empty call.)
 /// </remarks>
 public sealed unsafe class ThreadScheduler : IDisposable
 {
-    /// <summary>Default spin before a waiting thread blocks: a few kernel launches' worth, far below a kernel's run time.</summary>
-    public static readonly TimeSpan DefaultSpinTime = TimeSpan.FromMicroseconds(50);
+    /// <summary>
+    /// Default spin before a waiting thread blocks: longer than the gap between two kernel calls of a model forward,
+    /// far below a kernel's run time. Measured fork-join cost of an empty 2-thread <see cref="For"/> on the shared
+    /// 2-core Zen 5 machine: 0.6 µs with this spin, 1.6 µs when every wait blocks (spin 0).
+    /// </summary>
+    public static readonly TimeSpan DefaultSpinTime = TimeSpan.FromMicroseconds(20);
 
     private static ThreadScheduler? s_default;
     private static readonly object s_defaultLock = new();
@@ -195,17 +200,21 @@ public sealed unsafe class ThreadScheduler : IDisposable
             _callerWake.Release();
     }
 
-    /// <summary>Spins up to the spin time; true as soon as <paramref name="done"/> holds.</summary>
+    /// <summary>Spins up to the spin time, checking every few pause instructions; true as soon as <paramref name="done"/> holds.</summary>
     private bool SpinUntil<T>(Func<T, bool> done, T state)
     {
+        if (done(state)) return true;
+        if (_spinTicks == 0) return false;
         long start = Stopwatch.GetTimestamp();
-        int round = 0;
-        while (!done(state))
+        while (true)
         {
+            for (int i = 0; i < 16; i++)
+            {
+                Thread.SpinWait(1);
+                if (done(state)) return true;
+            }
             if (Stopwatch.GetTimestamp() - start > _spinTicks) return false;
-            Thread.SpinWait(round < 8 ? 1 << round++ : 256);
         }
-        return true;
     }
 
     public void Dispose()

@@ -83,6 +83,27 @@ public unsafe class Conv2dKernelTests
     }
 
     [Fact]
+    public void Conv2d_propagates_nan_and_infinity_in_activations_like_reference()
+    {
+        var g = Conv2dGeometry.Same(1, 9, 8, 20, 24, 3);
+        var xv = Uniform(9 * 8 * 20, 25);
+        var wv = Uniform(24 * 20 * 9, 26);
+        // Specials in the activations only: a non-finite weight meets the zero padding at the borders, where the fast
+        // path computes 0·w (NaN for w = ±inf, as a zero-padded PyTorch convolution) and the reference skips the tap.
+        PlantSpecials(xv, 27, 10);
+        using var x = GuardedBuffer.From(xv);
+        using var weights = new ConvolutionWeights(wv, 24, 20, 3, 3);
+        var expected = new float[(int)g.OutputPixels * 24];
+        fixed (float* pe = expected) Conv2dKernel.ForwardReference(x.Pointer, g, weights, null, pe, null);
+        foreach (var isa in SupportedIsas)
+        {
+            using var y = new GuardedBuffer(expected.Length);
+            Conv2dKernel.Forward(x.Pointer, g, weights, null, y.Pointer, null, isa);
+            AssertSameSpecials(expected, y.Span, 2e-4, 1e-5, $"conv specials, {isa}");
+        }
+    }
+
+    [Fact]
     public void Depthwise_matches_reference()
     {
         foreach (var (b, h, w, c, stride) in new[] { (1, 4, 4, 1, 1), (2, 9, 7, 37, 2), (1, 6, 5, 16, 1), (1, 3, 3, 33, 1) })

@@ -32,6 +32,25 @@ public unsafe class NormKernelTests
     }
 
     [Fact]
+    public void GroupNorm_spreads_nan_and_infinity_over_their_group_like_reference()
+    {
+        const int b = 2, s = 40, c = 64, groups = 8;
+        var xv = Uniform(b * s * c, 23);
+        xv[3 * c + 5] = float.NaN;
+        xv[(s + 7) * c + 40] = float.PositiveInfinity;
+        xv[(s + 9) * c + 41] = float.NegativeInfinity;
+        using var x = GuardedBuffer.From(xv);
+        using var gamma = GuardedUniform(c, 24);
+        using var beta = GuardedUniform(c, 25);
+        using var y = new GuardedBuffer(xv.Length);
+        var expected = new float[xv.Length];
+        GroupNormKernel.Forward(x.Pointer, b, s, c, groups, 1e-5f, gamma.Pointer, beta.Pointer, y.Pointer, true);
+        fixed (float* pe = expected) GroupNormKernel.ForwardReference(x.Pointer, b, s, c, groups, 1e-5f, gamma.Pointer, beta.Pointer, pe, true);
+        Assert.Equal(2 * s * (c / groups), expected.Count(float.IsNaN));
+        AssertSameSpecials(expected, y.Span, 2e-5, 1e-4, "groupnorm specials");
+    }
+
+    [Fact]
     public void GroupNorm_in_place_matches_out_of_place()
     {
         const int b = 2, s = 300, c = 64, groups = 32;

@@ -9,7 +9,9 @@ namespace DiffusionSharp.Kernels.Conv;
 /// pixels' patch slice for the current K block (at most 512 of kh*kw*Cin) into per-thread scratch, so no full
 /// im2col buffer exists; the gather is a few contiguous Cin-long copies per pixel (zeros in the padding), about
 /// 1-2 % of the tile's FMA time at SD's channel counts. 1x1 stride-1 unpadded convolutions skip the gather (the
-/// input already is A). Stride and asymmetric padding are handled by the same gather.
+/// input already is A). Stride and asymmetric padding are handled by the same gather. Padding taps are multiplied as
+/// zeros, as in a zero-padded PyTorch convolution: a non-finite weight gives NaN at the borders, where the reference
+/// (which skips padding taps) stays finite; non-finite activations propagate exactly as in the reference.
 /// Measured (Zen 5, one core by CPU time, .NET 10): 64x64 320->320 213 GFLOP/s (94 % of FMA peak), 32x32 640->640
 /// 202 (89 %), 16x16 1280->1280 199 (88 %), stride 2 at 64x64x320 222 (98 %), conv_in 4->320 (K = 36) 141 (62 %).
 /// Not done yet: Winograd F(4x4, 3x3) (4x fewer multiplies, but changes the numbers and needs 4x the filter
