@@ -17,9 +17,9 @@ namespace DiffusionSharp.Kernels.Attention;
 /// Causal rows stop at their diagonal; key blocks past a query block's last row are skipped.
 /// Kᵀ and V are packed by each thread for each head it works on (static partition: once per head, plus once per
 /// thread boundary), costing Tk·d copies against Tq·Tk·d·4 flops.
-/// Measured (Zen 5, one core by CPU time, .NET 10): SD 1.5 self-attention 4096x4096, 8 heads x 40, 160 ms =
-/// 134 GFLOP/s (59 % of FMA peak; d = 40 fills 40 of 48 lanes and gives S only 40 k-steps); 1024x1024 x 80: 70 %;
-/// cross-attention 4096x77: 40 %. Changed after measuring: IEEE <c>Vector512.Max</c> in the row max (a
+/// Measured (Zen 5, .NET 10, machine shared, two runs): SD 1.5 self-attention 4096x4096, 8 heads x 40: 122-134
+/// GFLOP/s on one core (54-59 % of FMA peak; d = 40 fills 40 of 48 lanes and gives S only 40 k-steps), 245 on two
+/// (55 %); 1024x1024 x 80: 69-70 %; cross-attention 4096x77: 34-40 %. Changed after measuring: IEEE <c>Vector512.Max</c> in the row max (a
 /// vrangeps + 2 vfixupimmps chain) -> MaxNative; scalar exp for row tails -> one masked vector; 256-key blocks ->
 /// 512 (1.6x self, 2x cross). Rejected: the partially fused two-pass softmax (whole score rows of a query block in
 /// L2, exact max first) — simpler, but its [96, Tk] tile grows with the sequence, and the online rescale costs

@@ -12,8 +12,9 @@ namespace DiffusionSharp.Kernels.Conv;
 /// input already is A). Stride and asymmetric padding are handled by the same gather. Padding taps are multiplied as
 /// zeros, as in a zero-padded PyTorch convolution: a non-finite weight gives NaN at the borders, where the reference
 /// (which skips padding taps) stays finite; non-finite activations propagate exactly as in the reference.
-/// Measured (Zen 5, one core by CPU time, .NET 10): 64x64 320->320 213 GFLOP/s (94 % of FMA peak), 32x32 640->640
-/// 202 (89 %), 16x16 1280->1280 199 (88 %), stride 2 at 64x64x320 222 (98 %), conv_in 4->320 (K = 36) 141 (62 %).
+/// Measured (Zen 5, .NET 10, machine shared; one core by CPU time): 64x64 320->320 211-213 GFLOP/s (94 % of FMA
+/// peak), 32x32 640->640 202-207 (89-92 %), 16x16 1280->1280 196-199 (87-88 %), stride 2 at 64x64x320 201-222
+/// (89-98 %); on two cores 370-422 GFLOP/s (83-94 % of 448). conv_in 4->320 (K = 36) 38-62 %.
 /// Not done yet: Winograd F(4x4, 3x3) (4x fewer multiplies, but changes the numbers and needs 4x the filter
 /// memory; the next step, behind a flag with an accuracy test).
 /// </summary>

@@ -22,9 +22,10 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// shape and instruction set.
 /// </para>
 /// <para>
-/// Measured (Zen 5, one core by CPU time while other jobs shared the machine, .NET 10, `bench quick`): Linear
-/// 4096x320x320 209 GFLOP/s (92 % of the 227 GFLOP/s FMA peak), 4096x1280x320 207 (91 %), 1024x640x2560 209 (92 %),
-/// 4096x320x1280 with residual 193 (85 %), 77x320x768 212 (93 %); GEMV 1x1280x1280 is weight-stream bound (16 %).
+/// Measured (Zen 5, .NET 10, `bench quick`, machine shared; one core timed by CPU time): Linear 4096x320x320
+/// 203-209 GFLOP/s (91-92 % of the FMA peak), 4096x1280x320 205-207 (91 %), 1024x640x2560 205-209 (91-92 %),
+/// 4096x320x1280 with residual 189-193 (84-85 %), 77x320x768 208-212 (93 %); on two cores 383-416 GFLOP/s (86-93 %
+/// of 448). GEMV 1x1280x1280 is weight-stream bound (17-20 %).
 /// Rejected: packing A as [K][12] (BLIS's layout) — a transpose per tile that costs more than the constant-stride copy
 /// it replaces, since .NET folds the constant stride into each broadcast's address; splitting K across threads
 /// (breaks determinism).
