@@ -26,9 +26,9 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// 203-209 GFLOP/s (91-92 % of the FMA peak), 4096x1280x320 205-207 (91 %), 1024x640x2560 205-209 (91-92 %),
 /// 4096x320x1280 with residual 189-193 (84-85 %), 77x320x768 208-212 (93 %); on two cores 383-416 GFLOP/s (86-93 %
 /// of 448). GEMV 1x1280x1280 is weight-stream bound (17-20 %).
-/// Rejected: packing A as [K][12] (BLIS's layout) — a transpose per tile that costs more than the constant-stride copy
-/// it replaces, since .NET folds the constant stride into each broadcast's address; splitting K across threads
-/// (breaks determinism).
+/// Not used (by reasoning, not measured): packing A as BLIS's [K][12] — a transpose per tile, while the constant-stride
+/// copy already gives one broadcast instruction per row since .NET folds the constant stride into its address.
+/// Rejected: splitting K across threads (breaks determinism).
 /// </para>
 /// </summary>
 public static unsafe partial class GemmKernel
