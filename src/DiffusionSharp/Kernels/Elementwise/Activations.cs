@@ -28,7 +28,7 @@ public enum GateKind
 /// chunks when large (the SD VAE's 512x512x128 tensors are 33 M elements); each with a double-precision reference.
 /// Measured (Zen 5, .NET 10, machine shared): SiLU over 33.6 M elements 8.9 ms on one core, 4.4 ms on two (61 GB/s,
 /// memory-bound); GEGLU 4096 x 1280 3.3 / 1.5 ms. Exp comes from <see cref="VectorMath.Exp(Vector512{float})"/>: .NET's
-/// <c>Vector512.Exp</c> made these 3-5x slower.
+/// <c>Vector512.Exp</c> made these several times slower.
 /// </summary>
 public static unsafe class Activations
 {
