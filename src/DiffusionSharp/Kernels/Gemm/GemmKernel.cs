@@ -3,8 +3,9 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// <summary>
 /// C = A · Wᵀ + bias (+ residual): the linear layer, and through im2col-free packing the 1x1 convolution.
 /// A is row-major [M, K] with row stride <c>lda</c>; W is a <see cref="PackedMatrix"/> [N, K]; C is [M, N] with
-/// row stride <c>ldc</c>. <c>bias</c> [N] and <c>residual</c> [M, N] (row stride <c>ldr</c>, may alias C) are optional.
-/// Every output is computed the same way whatever the thread count: results are bitwise deterministic.
+/// row stride <c>ldc</c>. <c>bias</c> [N] and <c>residual</c> [M, N] (row stride <c>ldr</c>, may alias C) are optional;
+/// C must not overlap A. Every output is computed the same way whatever the thread count: results are bitwise
+/// deterministic.
 /// </summary>
 public static unsafe partial class GemmKernel
 {
