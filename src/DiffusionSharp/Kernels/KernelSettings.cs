@@ -1,4 +1,18 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace DiffusionSharp.Kernels;
+
+/// <summary>Instruction-set paths of the optimized kernels, best last.</summary>
+public enum KernelIsa
+{
+    /// <summary><c>Vector128</c> code: NEON on Arm64, SSE elsewhere.</summary>
+    Portable,
+    /// <summary>256-bit AVX2 with FMA3.</summary>
+    Avx2,
+    /// <summary>512-bit AVX-512F.</summary>
+    Avx512,
+}
 
 /// <summary>
 /// Global kernel switches. <c>DIFFUSIONSHARP_REFERENCE_KERNELS=1</c> forces every kernel onto its scalar
@@ -11,4 +25,13 @@ public static class KernelSettings
     /// <summary>When true, every kernel dispatches to its <c>Reference</c> implementation.</summary>
     public static bool UseReference { get; set; } =
         Environment.GetEnvironmentVariable(ReferenceEnvironmentVariable) is "1" or "true" or "TRUE" or "yes";
+
+    /// <summary>The best instruction-set path this process can run (AVX-512 only where the JIT accelerates 512-bit vectors).</summary>
+    public static KernelIsa BestIsa { get; } =
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported ? KernelIsa.Avx512
+        : Avx2.IsSupported && Fma.IsSupported ? KernelIsa.Avx2
+        : KernelIsa.Portable;
+
+    /// <summary>Whether this process can run the kernels' <paramref name="isa"/> path (tests sweep every supported one).</summary>
+    public static bool IsSupported(KernelIsa isa) => isa <= BestIsa;
 }

@@ -31,7 +31,7 @@ public static unsafe class DepthwiseConv2dKernel
         if (g.InChannels != g.OutChannels) throw new ArgumentException($"Depthwise convolution needs equal in/out channels, got {g}.");
         if (KernelSettings.UseReference) { ForwardReference(x, g, filters, bias, y); return; }
         var args = new Args { X = x, G = g, F = filters, Bias = bias, Y = y };
-        ThreadScheduler.Default.For(g.Batch * g.OutHeight, &Row, &args);
+        ThreadScheduler.Current.For(g.Batch * g.OutHeight, &Row, &args);
     }
 
     public static void ForwardReference(float* x, in Conv2dGeometry g, float* filters, float* bias, float* y)
@@ -60,6 +60,7 @@ public static unsafe class DepthwiseConv2dKernel
 
     private struct Args { public float* X; public Conv2dGeometry G; public float* F; public float* Bias; public float* Y; }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Row(void* context, int index)
     {
         ref Args a = ref Unsafe.AsRef<Args>(context);

@@ -23,40 +23,90 @@ public enum GateKind
     Swiglu,
 }
 
-/// <summary>Pointwise activations, in place or out of place, vectorized; each with a double-precision reference.</summary>
+/// <summary>
+/// Pointwise activations, in place or out of place, vectorized (16 lanes) and split over threads in 64K-element
+/// chunks when large (the SD VAE's 512x512x128 tensors are 33 M elements); each with a double-precision reference.
+/// Measured (Zen 5, .NET 10, machine shared): SiLU over 33.6 M elements 8.9 ms on one core, 4.4 ms on two (61 GB/s,
+/// memory-bound); GEGLU 4096 x 1280 3.3 / 1.5 ms. Exp comes from <see cref="VectorMath.Exp(Vector512{float})"/>: .NET's
+/// <c>Vector512.Exp</c> made these several times slower.
+/// </summary>
 public static unsafe class Activations
 {
     public static void Apply(ActivationKind kind, float* x, float* y, long n)
     {
-        if (kind == ActivationKind.None)
+        if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), n, "Element count cannot be negative.");
+        if (kind == ActivationKind.None && x == y) return;
+        if (KernelSettings.UseReference) { ApplyReference(kind, x, y, n); return; }
+        var body = new ApplyBody { Kind = kind, X = x, Y = y };
+        RangeParallel.For(n, RangeParallel.DefaultGrain, ref body);
+    }
+
+    /// <summary>The spec: y[i] = act(x[i]) in double.</summary>
+    public static void ApplyReference(ActivationKind kind, float* x, float* y, long n)
+    {
+        for (long i = 0; i < n; i++) y[i] = (float)Reference(kind, x[i]);
+    }
+
+    private struct ApplyBody : RangeParallel.IRangeBody
+    {
+        public ActivationKind Kind;
+        public float* X, Y;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
         {
-            if (x != y) Buffer.MemoryCopy(x, y, n * sizeof(float), n * sizeof(float));
-            return;
+            if (Kind == ActivationKind.None)
+            {
+                Buffer.MemoryCopy(X + start, Y + start, (end - start) * sizeof(float), (end - start) * sizeof(float));
+                return;
+            }
+            long j = start;
+            for (; j <= end - 16; j += 16) Apply(Kind, Vector512.Load(X + j)).Store(Y + j);
+            for (; j < end; j++) Y[j] = Apply(Kind, Vector512.Create(X[j])).ToScalar();
         }
-        if (KernelSettings.UseReference) { for (long i = 0; i < n; i++) y[i] = (float)Reference(kind, x[i]); return; }
-        long j = 0;
-        for (; j <= n - 16; j += 16) Apply(kind, Vector512.Load(x + j)).Store(y + j);
-        for (; j < n; j++) y[j] = Apply(kind, Vector512.Create(x[j])).ToScalar();
     }
 
     /// <summary>
     /// Gated activation over rows of [value | gate] (each <paramref name="width"/> wide; input row stride 2*width):
-    /// y[r, i] = x[r, i] * act(x[r, width + i]). y [rows, width] must not overlap x unless y == x (then rows compact in place).
+    /// y[r, i] = x[r, i] * act(x[r, width + i]). y [rows, width] must not overlap x unless y == x (then rows compact in
+    /// place; that case runs on one thread, since row r's output overwrites input rows other threads still read).
     /// </summary>
     public static void Gated(GateKind kind, float* x, int rows, int width, float* y)
+    {
+        if (rows < 0 || width < 0) throw new ArgumentException($"Gated activation: invalid shape [{rows}, {width}].");
+        if (KernelSettings.UseReference) { GatedReference(kind, x, rows, width, y); return; }
+        var body = new GatedBody { Act = kind == GateKind.Geglu ? ActivationKind.Gelu : ActivationKind.Silu, X = x, Y = y, Width = width };
+        if (x == y) body.Run(0, rows);
+        else RangeParallel.For(rows, Math.Max(1, RangeParallel.DefaultGrain / Math.Max(1, 2 * width)), ref body);
+    }
+
+    /// <summary>The spec of <see cref="Gated"/>, in double.</summary>
+    public static void GatedReference(GateKind kind, float* x, int rows, int width, float* y)
     {
         var act = kind == GateKind.Geglu ? ActivationKind.Gelu : ActivationKind.Silu;
         for (long r = 0; r < rows; r++)
         {
             float* value = x + r * 2 * width, gate = value + width, dst = y + r * width;
-            if (KernelSettings.UseReference)
+            for (int i = 0; i < width; i++) dst[i] = (float)(value[i] * Reference(act, gate[i]));
+        }
+    }
+
+    private struct GatedBody : RangeParallel.IRangeBody
+    {
+        public ActivationKind Act;
+        public float* X, Y;
+        public int Width;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
+        {
+            for (long r = start; r < end; r++)
             {
-                for (int i = 0; i < width; i++) dst[i] = (float)(value[i] * Reference(act, gate[i]));
-                continue;
+                float* value = X + r * 2 * Width, gate = value + Width, dst = Y + r * Width;
+                int j = 0;
+                for (; j <= Width - 16; j += 16) (Vector512.Load(value + j) * Apply(Act, Vector512.Load(gate + j))).Store(dst + j);
+                for (; j < Width; j++) dst[j] = value[j] * Apply(Act, Vector512.Create(gate[j])).ToScalar();
             }
-            int j = 0;
-            for (; j <= width - 16; j += 16) (Vector512.Load(value + j) * Apply(act, Vector512.Load(gate + j))).Store(dst + j);
-            for (; j < width; j++) dst[j] = value[j] * Apply(act, Vector512.Create(gate[j])).ToScalar();
         }
     }
 
@@ -74,12 +124,12 @@ public static unsafe class Activations
     {
         ActivationKind.Silu => Silu(x),
         ActivationKind.Gelu => Gelu(x),
-        ActivationKind.QuickGelu => x / (Vector512<float>.One + Vector512.Exp(x * Vector512.Create(-1.702f))),
+        ActivationKind.QuickGelu => x / (Vector512<float>.One + VectorMath.Exp(x * Vector512.Create(-1.702f))),
         _ => x,
     };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Silu(Vector512<float> x) => x / (Vector512<float>.One + Vector512.Exp(-x));
+    public static Vector512<float> Silu(Vector512<float> x) => x / (Vector512<float>.One + VectorMath.Exp(-x));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Gelu(Vector512<float> x)

@@ -55,7 +55,7 @@ public static class Erf
         poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-0.284496736f));
         poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(0.254829592f));
         poly *= t;
-        var y = Vector512<float>.One - poly * Vector512.Exp(-ax * ax);
+        var y = Vector512<float>.One - poly * VectorMath.Exp(-ax * ax);
         return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), -y, y);
     }
 }

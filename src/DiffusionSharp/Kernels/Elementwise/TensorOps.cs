@@ -1,66 +1,138 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace DiffusionSharp.Kernels.Elementwise;
 
-/// <summary>Small memory-bound operations on channels-last tensors.</summary>
+/// <summary>
+/// Small memory-bound operations on channels-last tensors; vectorized, and split over threads in fixed chunks when
+/// large (bitwise identical for any thread count: each element is computed the same way by whichever thread).
+/// </summary>
 public static unsafe class TensorOps
 {
     /// <summary>y = a + b, n elements (y may alias a or b).</summary>
     public static void Add(float* a, float* b, float* y, long n)
     {
-        long i = 0;
-        for (; i <= n - 16; i += 16) (Vector512.Load(a + i) + Vector512.Load(b + i)).Store(y + i);
-        for (; i < n; i++) y[i] = a[i] + b[i];
+        var body = new AddBody { A = a, B = b, Y = y };
+        RangeParallel.For(n, RangeParallel.DefaultGrain, ref body);
+    }
+
+    private struct AddBody : RangeParallel.IRangeBody
+    {
+        public float* A, B, Y;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
+        {
+            long i = start;
+            for (; i <= end - 16; i += 16) (Vector512.Load(A + i) + Vector512.Load(B + i)).Store(Y + i);
+            for (; i < end; i++) Y[i] = A[i] + B[i];
+        }
     }
 
     /// <summary>x[r, c] += v[c] for rows x [rows, cols] (a per-channel bias or an embedding broadcast over pixels).</summary>
     public static void AddRowVector(float* x, long rows, int cols, float* v)
     {
-        for (long r = 0; r < rows; r++)
+        if (cols <= 0) return;
+        var body = new AddRowVectorBody { X = x, Cols = cols, V = v };
+        RangeParallel.For(rows, Math.Max(1, RangeParallel.DefaultGrain / cols), ref body);
+    }
+
+    private struct AddRowVectorBody : RangeParallel.IRangeBody
+    {
+        public float* X, V;
+        public int Cols;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
         {
-            float* row = x + r * cols;
-            int c = 0;
-            for (; c <= cols - 16; c += 16) (Vector512.Load(row + c) + Vector512.Load(v + c)).Store(row + c);
-            for (; c < cols; c++) row[c] += v[c];
+            for (long r = start; r < end; r++)
+            {
+                float* row = X + r * Cols;
+                int c = 0;
+                for (; c <= Cols - 16; c += 16) (Vector512.Load(row + c) + Vector512.Load(V + c)).Store(row + c);
+                for (; c < Cols; c++) row[c] += V[c];
+            }
         }
     }
 
     /// <summary>x *= s, n elements.</summary>
     public static void Scale(float* x, float s, long n)
     {
-        var vs = Vector512.Create(s);
-        long i = 0;
-        for (; i <= n - 16; i += 16) (Vector512.Load(x + i) * vs).Store(x + i);
-        for (; i < n; i++) x[i] *= s;
+        var body = new ScaleBody { X = x, S = s };
+        RangeParallel.For(n, RangeParallel.DefaultGrain, ref body);
+    }
+
+    private struct ScaleBody : RangeParallel.IRangeBody
+    {
+        public float* X;
+        public float S;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
+        {
+            var vs = Vector512.Create(S);
+            long i = start;
+            for (; i <= end - 16; i += 16) (Vector512.Load(X + i) * vs).Store(X + i);
+            for (; i < end; i++) X[i] *= S;
+        }
     }
 
     /// <summary>Channel concatenation of channels-last tensors: y [P, ca + cb] = [a [P, ca] | b [P, cb]].</summary>
     public static void ConcatChannels(float* a, int ca, float* b, int cb, long pixels, float* y)
     {
-        int cy = ca + cb;
-        for (long p = 0; p < pixels; p++)
+        if (ca < 0 || cb < 0) throw new ArgumentException($"ConcatChannels: negative channel count ({ca}, {cb}).");
+        if (ca + cb == 0) return;
+        var body = new ConcatBody { A = a, Ca = ca, B = b, Cb = cb, Y = y };
+        RangeParallel.For(pixels, Math.Max(1, RangeParallel.DefaultGrain / (ca + cb)), ref body);
+    }
+
+    private struct ConcatBody : RangeParallel.IRangeBody
+    {
+        public float* A, B, Y;
+        public int Ca, Cb;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
         {
-            Buffer.MemoryCopy(a + p * ca, y + p * cy, ca * sizeof(float), ca * sizeof(float));
-            Buffer.MemoryCopy(b + p * cb, y + p * cy + ca, cb * sizeof(float), cb * sizeof(float));
+            int cy = Ca + Cb;
+            for (long p = start; p < end; p++)
+            {
+                Buffer.MemoryCopy(A + p * Ca, Y + p * cy, Ca * sizeof(float), Ca * sizeof(float));
+                Buffer.MemoryCopy(B + p * Cb, Y + p * cy + Ca, Cb * sizeof(float), Cb * sizeof(float));
+            }
         }
     }
 
     /// <summary>Nearest-neighbour 2x upsampling: x [B, H, W, C] -> y [B, 2H, 2W, C].</summary>
     public static void UpsampleNearest2x(float* x, int batch, int h, int w, int c, float* y)
     {
-        long rowBytes = (long)c * sizeof(float);
-        for (int b = 0; b < batch; b++)
-        for (int iy = 0; iy < h; iy++)
+        if (batch < 0 || h < 0 || w < 0 || c < 0) throw new ArgumentException($"UpsampleNearest2x: invalid shape [{batch}, {h}, {w}, {c}].");
+        if ((long)w * c == 0) return;
+        var body = new UpsampleBody { X = x, W = w, C = c, Y = y };
+        RangeParallel.For((long)batch * h, Math.Max(1, RangeParallel.DefaultGrain / (4L * w * c)), ref body);
+    }
+
+    private struct UpsampleBody : RangeParallel.IRangeBody
+    {
+        public float* X, Y;
+        public int W, C;
+
+        /// <summary>Input rows [start, end) of all images stacked: input row i becomes output rows 2i and 2i + 1.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
         {
-            float* src = x + ((long)b * h + iy) * w * c;
-            float* dst0 = y + ((long)b * 2 * h + 2 * iy) * 2 * w * c;
-            for (int ix = 0; ix < w; ix++)
+            long rowBytes = (long)C * sizeof(float), outRow = 2L * W * C;
+            for (long i = start; i < end; i++)
             {
-                Buffer.MemoryCopy(src + (long)ix * c, dst0 + (2L * ix) * c, rowBytes, rowBytes);
-                Buffer.MemoryCopy(src + (long)ix * c, dst0 + (2L * ix + 1) * c, rowBytes, rowBytes);
+                float* src = X + i * W * C;
+                float* dst0 = Y + 2 * i * outRow;
+                for (int ix = 0; ix < W; ix++)
+                {
+                    Buffer.MemoryCopy(src + (long)ix * C, dst0 + 2L * ix * C, rowBytes, rowBytes);
+                    Buffer.MemoryCopy(src + (long)ix * C, dst0 + (2L * ix + 1) * C, rowBytes, rowBytes);
+                }
+                Buffer.MemoryCopy(dst0, dst0 + outRow, outRow * sizeof(float), outRow * sizeof(float));
             }
-            long outRow = 2L * w * c;
-            Buffer.MemoryCopy(dst0, dst0 + outRow, outRow * sizeof(float), outRow * sizeof(float));
         }
     }
 }

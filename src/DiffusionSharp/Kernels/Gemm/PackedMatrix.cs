@@ -9,8 +9,8 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// </summary>
 public sealed unsafe class PackedMatrix : IDisposable
 {
-    /// <summary>Outputs per panel: one AVX-512 register of floats.</summary>
-    public const int PanelWidth = 16;
+    /// <summary>Outputs per panel: the width of the GEMM micro-kernel's register tile (two AVX-512 registers of floats).</summary>
+    public const int PanelWidth = 32;
 
     private float* _data;
 
@@ -43,7 +43,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         {
             float* panel = _data + (long)(row / PanelWidth) * PanelWidth * k;
             int lane = row % PanelWidth;
-            ReadOnlySpan<float> src = weight.Slice(row * k, k);
+            ReadOnlySpan<float> src = weight.Slice((int)((long)row * k), k);
             for (int p = 0; p < k; p++) panel[(long)p * PanelWidth + lane] = src[p];
         }
     }
