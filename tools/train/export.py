@@ -58,8 +58,11 @@ def scheduler_config():
 def engine_defaults(unet_config, steps, cfg):
     guided = unet_config.time_cond_proj_dim is not None
     return {
-        "sampler": "ddim",
-        "schedule": "trailing",
+        # Read by the engine (src/DiffusionSharp/Models/Checkpoints/ModelDefaults.cs): DDIM (eta 0) on the trailing
+        # grid t_k = 999 - k*1000/N is the engine's ddim_trailing sampler with sd.cpp's "simple" spacing.
+        "sampler": "ddim_trailing",
+        "scheduler": "simple",
+        "guidance_embedding_offset": 1.0 if guided else 0.0,
         "steps": steps,
         "cfg_scale": cfg,
         "width": 64,
