@@ -35,11 +35,23 @@ public sealed record ResolvedSettings(
             explicitScheduler = s;
         }
         var scheduler = selection.ResolveScheduler(explicitScheduler);
+        CheckSteps(steps, scheduler, model.Scheduler.TrainTimesteps);
         Check(request.BatchCount is >= 1 and <= 10_000, "batch-count", $"Batch count must be between 1 and 10000, got {request.BatchCount}.");
         int layers = model.TextEncoder.Config.NumHiddenLayers;
         Check(request.ClipSkip >= 1 && request.ClipSkip <= layers, "clip-skip", $"Clip skip must be between 1 and {layers} (the text encoder's layers), got {request.ClipSkip}.");
         Check(request.Eta is null || (double.IsFinite(request.Eta.Value) && request.Eta >= 0), "eta", $"Eta must be >= 0, got {request.Eta}.");
         return new ResolvedSettings(width, height, steps, cfg, selection.Sampler, scheduler, request.Eta, request.ClipSkip);
+    }
+
+    /// <summary>The step counts <see cref="SigmaSchedules"/> accepts for each spacing, as settings errors.</summary>
+    private static void CheckSteps(int steps, Scheduler scheduler, int trainSteps)
+    {
+        string name = SchedulerNames.Name(scheduler);
+        Check(steps <= trainSteps, "steps", $"Steps must be at most the model's {trainSteps} training timesteps, got {steps}.");
+        Check(scheduler != Scheduler.Lcm || steps <= SigmaSchedules.LcmOriginalSteps, "steps",
+            $"The {name} schedule takes at most {SigmaSchedules.LcmOriginalSteps} steps (the grid LCM was distilled on), got {steps}.");
+        Check(scheduler != Scheduler.DdimUniform || steps >= 2, "steps",
+            $"The {name} schedule (ddim's default) needs at least 2 steps; for one step use ddim_trailing or another --scheduler (simple, discrete).");
     }
 
     private static void Check(bool ok, string option, string message)

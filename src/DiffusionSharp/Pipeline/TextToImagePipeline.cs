@@ -20,6 +20,12 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
 
     public StableDiffusionModel Model { get; } = model;
 
+    /// <summary>
+    /// Generates <see cref="GenerationRequest.BatchCount"/> images. A cancellation requested at any point before this
+    /// returns (from <paramref name="progress"/> too) ends it with <see cref="OperationCanceledException"/>: between
+    /// steps, before a decode, or at the end; no partial result is returned.
+    /// </summary>
+    /// <exception cref="InvalidSettingException">A setting is out of range or unknown; the message names it.</exception>
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var settings = ResolvedSettings.Resolve(request, Model);
@@ -45,13 +51,16 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
             using var latent = Denoise(context, settings, schedule, sigmas, imageSeed, request.Rng, twoPasses, guidanceEmbedded,
                 new Progress(progress, k, request.BatchCount, clock), ref evaluations, cancellationToken);
             var denoised = clock.Elapsed;
+            cancellationToken.ThrowIfCancellationRequested();   // cancelled during the last step: skip the decode
             progress?.Report(new GenerationProgress(k, request.BatchCount, GenerationStage.Decoding, settings.Steps, settings.Steps, clock.Elapsed));
             var image = Decode(latent);
             var decoded = clock.Elapsed;
             string parameters = Parameters(request, settings, imageSeed);
+            var finalLatent = new GeneratedLatent(latent.Shape[1], latent.Shape[2], latent.Shape[3], latent.Span.ToArray());
             images.Add(new GeneratedImage(image, imageSeed, parameters,
-                new GenerationTimings(k == 0 ? textTime : TimeSpan.Zero, denoised - start, decoded - denoised, evaluations)));
+                new GenerationTimings(k == 0 ? textTime : TimeSpan.Zero, denoised - start, decoded - denoised, evaluations), finalLatent));
         }
+        cancellationToken.ThrowIfCancellationRequested();
         progress?.Report(new GenerationProgress(request.BatchCount - 1, request.BatchCount, GenerationStage.Done, settings.Steps, settings.Steps, clock.Elapsed));
         return new GenerationResult(images, warnings, settings);
     }
