@@ -72,7 +72,7 @@ public static class ModelLoader
             if (!family.IsSupported)
                 throw new ModelLoadException(path, family.Family == ModelFamily.Unknown
                     ? $"'{path}' is not a Stable Diffusion 1.x checkpoint: found {family.Evidence}."
-                    : $"'{path}' is a {family.DisplayName} checkpoint ({family.Evidence}); only Stable Diffusion 1.x text-to-image is supported so far.");
+                    : $"'{path}' is a {family.DisplayName} checkpoint ({family.Evidence}), which is not supported: only Stable Diffusion 1.x text-to-image checkpoints are, so far.");
 
             var mapping = LdmKeyMap.Build(shapes.Keys);
             var warnings = new List<string>();
@@ -87,15 +87,25 @@ public static class ModelLoader
             var unetConfig = SingleFileConfigDetector.DetectUnet(ShapeIn(unetSource));
             var textConfig = SingleFileConfigDetector.DetectTextEncoder(ShapeIn(textSource));
             var vaeConfig = SingleFileConfigDetector.DetectVae(ShapeIn(vaeSource));
+            var defaults = ModelDefaults.Sd15;
             if (options.ConfigFolder is { } cf)
             {
                 unetConfig = UnetConfig.FromJson(ReadText(Path.Combine(cf, "unet", "config.json")), Path.Combine(cf, "unet", "config.json"));
                 textConfig = ClipTextConfig.FromJson(ReadText(Path.Combine(cf, "text_encoder", "config.json")), Path.Combine(cf, "text_encoder", "config.json"));
                 vaeConfig = VaeConfig.FromJson(ReadText(Path.Combine(cf, "vae", "config.json")), Path.Combine(cf, "vae", "config.json"));
+                defaults = defaults with
+                {
+                    Width = unetConfig.SampleSize * vaeConfig.DownscaleFactor,
+                    Height = unetConfig.SampleSize * vaeConfig.DownscaleFactor,
+                };
+            }
+            else
+            {
+                CheckDetectedConfigs(path, unetConfig, textConfig, vaeConfig);
             }
             var scheduler = SchedulerConfig.Sd15 with { Prediction = options.Prediction ?? Sampling.ModelPrediction.Epsilon };
             var model = Build(path, Path.GetFileNameWithoutExtension(path), family, ClipTokenizer.Default,
-                unetSource, unetConfig, textSource, textConfig, vaeSource, vaeConfig, scheduler, ModelDefaults.Sd15,
+                unetSource, unetConfig, textSource, textConfig, vaeSource, vaeConfig, scheduler, defaults,
                 options, progress, warnings, stopwatch);
             return model;
         }
@@ -103,6 +113,27 @@ public static class ModelLoader
         {
             // Every weight is converted and packed into native memory at load: the mapping is no longer needed.
             file.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A single file records no attention heads or norm groups; the detected configs take SD 1.5's. When the shapes
+    /// do not fit those (a scaled-down or otherwise non-standard checkpoint), say so and how to give the real configs.
+    /// </summary>
+    private static void CheckDetectedConfigs(string path, UnetConfig unet, ClipTextConfig text, VaeConfig vae)
+    {
+        try
+        {
+            unet.Validate("UNet");
+            text.Validate("text encoder");
+            vae.Validate("VAE");
+        }
+        catch (ConfigException e)
+        {
+            throw new ModelLoadException(path,
+                $"'{path}' is not the standard SD 1.x shape: a single file does not record attention heads or group-norm groups, " +
+                $"and SD 1.5's do not fit its tensors ({e.Message}). Give the folder of its diffusers config.json files " +
+                "(unet/, text_encoder/, vae/) with --model-config.", e);
         }
     }
 
