@@ -7,7 +7,11 @@ public static class Program
 {
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
-    /// <summary>Parses and runs <paramref name="args"/>; a parse error prints one line per problem and exits with 2.</summary>
+    /// <summary>
+    /// Parses and runs <paramref name="args"/>, writing results to <paramref name="output"/> and progress and errors to
+    /// <paramref name="error"/>; returns the exit code (<see cref="ExitCodes"/>). A parse error prints one line per problem,
+    /// pointing at the command's help, and exits with 2.
+    /// </summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = new RootCommand("diffusion: text-to-image with latent diffusion models (Stable Diffusion 1.x and MobileDiffusion-style), in pure C#.")
@@ -19,8 +23,9 @@ public static class Program
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors) error.WriteLine($"error: {e.Message}");
-            error.WriteLine("Run 'diffusion --help' or 'diffusion <command> --help' for the options.");
+            var command = parse.CommandResult.Command;
+            string help = command == root ? "diffusion --help" : $"diffusion {command.Name} --help";
+            foreach (var e in parse.Errors) error.WriteLine($"error: {e.Message} (see '{help}')");
             return ExitCodes.Usage;
         }
         return parse.Invoke(new InvocationConfiguration { Output = output, Error = error });

@@ -41,6 +41,22 @@ public static class GenerateCommand
             model, prompt, negative, width, height, steps, cfg, sampler, scheduler, seed, outputPath, threads, batch, rng,
             clipSkip, eta, prediction, modelConfig, verbose,
         };
+        steps.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is < 1 and var n) r.AddError($"--steps must be at least 1, got {n}.");
+        });
+        sampler.Validators.Add(r =>
+        {
+            string? v = r.GetValueOrDefault<string?>();
+            if (!SamplerRegistry.TryParse(v, out _))
+                r.AddError($"Unknown sampler '{v}' for --sampling-method. Valid: {string.Join(", ", SamplerRegistry.All.Select(s => s.Name))}, or a web-UI label (\"Euler a\", \"DPM++ 2M Karras\").");
+        });
+        scheduler.Validators.Add(r =>
+        {
+            string? v = r.GetValueOrDefault<string?>();
+            if (!SchedulerNames.TryParse(v, out _))
+                r.AddError($"Unknown scheduler '{v}' for --scheduler. Valid: {string.Join(", ", SchedulerNames.All)}.");
+        });
         threads.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--threads must be 0 (all processors) or more."); });
         batch.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--batch-count must be at least 1."); });
         rng.Validators.Add(r =>

@@ -80,5 +80,10 @@ public static class InfoCommand
         o.WriteLine($"stored       {f.Tensors.Count} tensors: {string.Join(", ", groups)}; {new FileInfo(path).Length / 1e6:0.#} MB");
     }
 
-    private static string Params(long n) => (n >= 1_000_000 ? (n / 1e6).ToString("0.00", CultureInfo.InvariantCulture) + " M" : n.ToString(CultureInfo.InvariantCulture)) + " params";
+    /// <summary>The exact count (grouped by thousands) and, from a million up, the rounded figure: "1,602,304 params (1.60 M)".</summary>
+    private static string Params(long n)
+    {
+        string exact = n.ToString("N0", CultureInfo.InvariantCulture) + " params";
+        return n >= 1_000_000 ? $"{exact} ({(n / 1e6).ToString("0.00", CultureInfo.InvariantCulture)} M)" : exact;
+    }
 }
