@@ -2,6 +2,7 @@ using System.Globalization;
 using DiffusionSharp.IO.Safetensors;
 using DiffusionSharp.Models;
 using DiffusionSharp.Models.Checkpoints;
+using DiffusionSharp.Tests.IO;
 using DiffusionSharp.Tests.Models;
 
 namespace DiffusionSharp.Tests.Pipeline;
@@ -63,12 +64,12 @@ internal sealed class PipelineFixture : IDisposable
 /// </summary>
 public sealed class TinyPipelineModels : IDisposable
 {
-    private readonly string _scratch = Path.Combine(Path.GetTempPath(), "diffusionsharp-pipeline-" + Guid.NewGuid().ToString("N"));
+    private readonly TempFolder _scratch = new();
 
     public TinyPipelineModels()
     {
         Sd15 = ModelLoader.Load(TinyModelFixtures.ModelFolder(TinyModelFixtures.Sd15));
-        string mobile = Path.Combine(_scratch, TinyModelFixtures.Mobile);
+        string mobile = _scratch.File(TinyModelFixtures.Mobile);
         CopyFolder(TinyModelFixtures.ModelFolder(TinyModelFixtures.Mobile), mobile);
         File.WriteAllText(Path.Combine(mobile, ModelDefaults.FileName), "{ \"guidance_embedding_offset\": 1.0 }");
         Mobile = ModelLoader.Load(mobile);
@@ -93,6 +94,6 @@ public sealed class TinyPipelineModels : IDisposable
     {
         Sd15.Dispose();
         Mobile.Dispose();
-        Directory.Delete(_scratch, recursive: true);
+        _scratch.Dispose();
     }
 }
