@@ -576,8 +576,9 @@ def variants_of(name, artefact, cfgs, tiny):
     return [(10 if tiny else 50, w) for w in cfgs] + [(8, w) for w in cfgs]
 
 
-def stage_eval(ctx, seconds, cfgs=(DEFAULT_CFG,), force=False, save=True):
-    """Measures every UNet not measured yet (all with force), writes eval records and samples.png."""
+def stage_eval(ctx, seconds, cfgs=(DEFAULT_CFG,), force=False, save=True, only=None):
+    """Measures every UNet not measured yet (all with force), writes eval records and samples.png.
+    `only`: a list of (unet name, steps) to measure instead of every variant of every UNet."""
     from score import DEFAULT_CLASSIFIER, Scorer
     from pngio import write_png
     from compose import to_uint8
@@ -602,8 +603,12 @@ def stage_eval(ctx, seconds, cfgs=(DEFAULT_CFG,), force=False, save=True):
     labels = ["real"]
     todo = [(n, a) for n, a in sorted(ctx.store.artefacts.items())
             if a.kind == "unet" and (force or not a.progress.get("evaluated", False))]
+    if only is not None:
+        todo = [(n, a) for n, a in todo if any(n == o for o, _ in only)]
     for name, artefact in todo:
-        for steps, cfg in variants_of(name, artefact, cfgs, ctx.tiny):
+        settings = variants_of(name, artefact, cfgs, ctx.tiny) if only is None else \
+            [(steps, w) for o, steps in only if o == name for w in cfgs]
+        for steps, cfg in settings:
             if budget.over():
                 log(f"eval: time budget spent; {name} {steps} steps cfg {cfg} not measured")
                 break
