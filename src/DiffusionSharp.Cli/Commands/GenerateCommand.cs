@@ -84,6 +84,7 @@ public static class GenerateCommand
                     ClipSkip = parse.GetValue(clipSkip),
                     Eta = parse.GetValue(eta),
                 };
+                ResolvedSettings.CheckModelIndependent(request);
                 string modelPath = parse.GetValue(model) ?? DefaultModel.Path;
                 var loadOptions = new ModelLoadOptions
                 {
