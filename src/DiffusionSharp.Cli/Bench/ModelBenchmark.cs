@@ -59,6 +59,9 @@ public sealed record ModelBenchmark
     public required long VaeDecodeFlops { get; init; }
     /// <summary>Wall time of one whole image through the pipeline: text encoding, the loop, the decode.</summary>
     public required double ImageSeconds { get; init; }
+    /// <summary>Resident memory right after loading: the converted and packed weights, the weight file closed again.</summary>
+    public required long LoadedRssBytes { get; init; }
+    /// <summary>The process's peak resident memory (VmHWM) over loading and all the timed work.</summary>
     public required long PeakRssBytes { get; init; }
     /// <summary>Managed bytes allocated (all threads) by one warm UNet step; the fewest over the timed runs.</summary>
     public required long StepAllocatedBytes { get; init; }
@@ -79,15 +82,16 @@ public sealed record ModelBenchmark
         {
             log.WriteLine($"loading {options.ModelPath}");
             using var model = ModelLoader.Load(options.ModelPath, options.Load, new LogProgress(log));
+            long loadedRss = ProcessMemory.ResidentBytes();
             log.WriteLine(BenchFormat.Invariant($"loaded {model.Family.DisplayName} model '{model.Name}' in {model.LoadTime.TotalSeconds:0.00} s"));
-            result = Measure(model, machine, options, log, progress, cancellationToken);
+            result = Measure(model, loadedRss, machine, options, log, progress, cancellationToken);
         }
         // The ceilings come last: their 192 MB of triad arrays must not count in the model's peak resident memory.
         log.WriteLine("measuring the machine's ceilings");
         return result with { Machine = machine with { Ceilings = MachineCeilings.Measure(options.Threads) } };
     }
 
-    private static ModelBenchmark Measure(StableDiffusionModel model, BenchMachine machine, ModelBenchOptions options, TextWriter log,
+    private static ModelBenchmark Measure(StableDiffusionModel model, long loadedRss, BenchMachine machine, ModelBenchOptions options, TextWriter log,
         IProgress<GenerationProgress>? progress, CancellationToken cancellationToken)
     {
         var request = new GenerationRequest
@@ -140,6 +144,7 @@ public sealed record ModelBenchmark
             VaeDecodeSeconds = timings.Decoding.TotalSeconds,
             VaeDecodeFlops = model.Vae.DecodeFlops(lh, lw),
             ImageSeconds = imageSeconds,
+            LoadedRssBytes = loadedRss,
             PeakRssBytes = ProcessMemory.PeakResidentBytes(),
             StepAllocatedBytes = stepAllocated,
         };
@@ -200,6 +205,7 @@ public sealed record ModelBenchmark
         json["vae_decode_seconds"] = BenchFormat.Round(VaeDecodeSeconds);
         json["vae_decode_flops"] = VaeDecodeFlops;
         json["image_seconds"] = BenchFormat.Round(ImageSeconds);
+        json["loaded_rss_bytes"] = LoadedRssBytes;
         json["peak_rss_bytes"] = PeakRssBytes;
         json["step_allocated_bytes"] = StepAllocatedBytes;
         return json;
@@ -212,15 +218,17 @@ public sealed record ModelBenchmark
             $"model       {Model} ({Family.DisplayName}), {Width}x{Height}, {Steps} step{(Steps == 1 ? "" : "s")} of {Sampler}, cfg {CfgScale}, UNet batch {UnetBatch}{(UnetBatch == 1 ? " (one pass per step)" : " (classifier-free guidance)")}"));
         o.WriteLine();
         string Row(string stage, string time, string detail) => $"{stage,-26} {time,10}   {detail}";
+        string timed = Repeats == 1 ? "one run after a warm-up" : $"median of {Repeats} after a warm-up";
         o.WriteLine(Row("stage", "time", ""));
         o.WriteLine(Row("load", BenchFormat.Seconds(LoadSeconds), "weights converted and packed"));
-        o.WriteLine(Row($"text encoder (batch {UnetBatch})", BenchFormat.Seconds(TextEncoderSeconds), $"median of {Repeats} after a warm-up"));
+        o.WriteLine(Row($"text encoder (batch {UnetBatch})", BenchFormat.Seconds(TextEncoderSeconds), timed));
         o.WriteLine(Row("UNet step", BenchFormat.Seconds(UnetStepSeconds), BenchFormat.Invariant(
-            $"median of {Repeats} after a warm-up; {UnetFlopsPerStep / 1e9:0.###} GFLOP, {UnetGflopsPerStep:0.#} GFLOP/s = {UnetPeakFraction:P1} of the {Machine.Threads}-thread FMA peak")));
+            $"{timed}; {UnetFlopsPerStep / 1e9:0.###} GFLOP, {UnetGflopsPerStep:0.#} GFLOP/s = {UnetPeakFraction:P1} of the {Machine.Threads}-thread FMA peak")));
         o.WriteLine(Row($"denoising loop ({Steps})", BenchFormat.Seconds(LoopSeconds), $"{BenchFormat.Seconds(LoopStepSeconds)} per step, sampler included"));
         o.WriteLine(Row("VAE decode", BenchFormat.Seconds(VaeDecodeSeconds), BenchFormat.Invariant($"{VaeDecodeFlops / 1e9:0.###} GFLOP")));
         o.WriteLine(Row("image", BenchFormat.Seconds(ImageSeconds), "text + loop + decode, one image"));
-        o.WriteLine(Row("peak resident memory", BenchFormat.Bytes(PeakRssBytes), "VmHWM"));
+        o.WriteLine(Row("resident after load", BenchFormat.Bytes(LoadedRssBytes), "weights converted to fp32 and packed"));
+        o.WriteLine(Row("peak resident memory", BenchFormat.Bytes(PeakRssBytes), "VmHWM: loading and all the timed work"));
         o.WriteLine(Row("managed bytes per step", BenchFormat.Bytes(StepAllocatedBytes), "GC heap, all threads, one warm UNet step"));
     }
 

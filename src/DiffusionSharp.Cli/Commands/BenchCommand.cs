@@ -3,7 +3,6 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using DiffusionSharp.Cli.Bench;
 using DiffusionSharp.Models.Checkpoints;
-using DiffusionSharp.Sampling;
 
 namespace DiffusionSharp.Cli.Commands;
 
@@ -29,19 +28,13 @@ public static class BenchCommand
         var height = new Option<int?>("--height", "-H") { Description = "Image height in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
         var steps = new Option<int?>("--steps") { Description = $"Steps of the timed denoising loop. Default: the model's, at most {ModelBenchmark.DefaultStepCap}.", CustomParser = r => ParseInt(r, 1, 1000, "--steps must be between 1 and 1000") };
         var repeats = Repeats(3, "Timed runs of the text encoder and of the UNet step, each after a warm-up; the median counts.");
-        var prediction = new Option<string?>("--prediction") { Description = "Override the model's prediction type: eps or v." };
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
-        prediction.Validators.Add(r =>
-        {
-            string? v = r.GetValueOrDefault<string?>();
-            if (v is not (null or "eps" or "v")) r.AddError($"--prediction must be eps or v, not '{v}'.");
-        });
 
         var command = new Command("bench",
             "Time a model: load, text encoder, one UNet step (GFLOP/s and % of the measured FMA peak), a denoising loop, " +
             "VAE decode, peak memory and managed allocations per step. 'bench ops' times the kernels, 'bench peak' the machine.")
         {
-            threads, json, verbose, model, width, height, steps, repeats, prediction, modelConfig,
+            threads, json, verbose, model, width, height, steps, repeats, modelConfig,
             CreatePeak(output, error, threads, json, verbose),
             CreateOps(output, error, threads, json, verbose),
         };
@@ -50,11 +43,7 @@ public static class BenchCommand
             var options = new ModelBenchOptions
             {
                 ModelPath = parse.GetValue(model) ?? DefaultModel.Path,
-                Load = new ModelLoadOptions
-                {
-                    ConfigFolder = parse.GetValue(modelConfig),
-                    Prediction = parse.GetValue(prediction) switch { "eps" => ModelPrediction.Epsilon, "v" => ModelPrediction.VPrediction, _ => null },
-                },
+                Load = new ModelLoadOptions { ConfigFolder = parse.GetValue(modelConfig) },
                 Width = parse.GetValue(width),
                 Height = parse.GetValue(height),
                 Steps = parse.GetValue(steps),

@@ -19,7 +19,7 @@ public class BenchCommandTests
     [
         "width", "height", "steps", "cfg_scale", "unet_batch", "repeats", "load_seconds", "text_encoder_seconds", "unet_step_seconds",
         "unet_flops_per_step", "unet_gflops_per_step", "unet_peak_fraction", "loop_seconds", "loop_step_seconds", "vae_decode_seconds",
-        "vae_decode_flops", "image_seconds", "peak_rss_bytes",
+        "vae_decode_flops", "image_seconds", "loaded_rss_bytes", "peak_rss_bytes",
     ];
 
     [Theory]
@@ -41,6 +41,7 @@ public class BenchCommandTests
         Assert.Equal(Path.GetFullPath(folder), json.GetProperty("model_path").GetString());
         Assert.False(string.IsNullOrEmpty(json.GetProperty("sampler").GetString()));
         Assert.Equal(2, json.GetProperty("steps").GetInt32());
+        Assert.True(json.GetProperty("peak_rss_bytes").GetInt64() >= json.GetProperty("loaded_rss_bytes").GetInt64());
         Assert.Equal(expectedBatch, json.GetProperty("unet_batch").GetInt32());
 
         // The FLOPs are the model's own count at the benchmarked latent size, times the step's batch.
@@ -68,7 +69,7 @@ public class BenchCommandTests
 
         Assert.True(code == ExitCodes.Success, stderr);
         Assert.Contains("96x32, 1 step of", stdout);
-        foreach (string stage in new[] { "load", "text encoder (batch 2)", "UNet step", "denoising loop (1)", "VAE decode", "peak resident memory", "managed bytes per step" })
+        foreach (string stage in new[] { "load", "text encoder (batch 2)", "UNet step", "denoising loop (1)", "VAE decode", "resident after load", "peak resident memory", "managed bytes per step" })
             Assert.Contains(Environment.NewLine + stage, stdout);
         Assert.Contains("loading ", stderr);
         Assert.Contains("measuring the machine's ceilings", stderr);
@@ -126,7 +127,7 @@ public class BenchCommandTests
     [InlineData("bench", "-W", "0")]
     [InlineData("bench", "-W", "9000")]
     [InlineData("bench", "-H", "-8")]
-    [InlineData("bench", "--prediction", "x")]
+    [InlineData("bench", "--model-config")]
     [InlineData("bench", "--bogus")]
     [InlineData("bench", "--steps", "two")]
     [InlineData("bench", "ops", "-r", "0")]
