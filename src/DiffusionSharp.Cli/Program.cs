@@ -19,6 +19,7 @@ public static class Program
             GenerateCommand.Create(output, error),
             TokenizeCommand.Create(output, error),
             InfoCommand.Create(output, error),
+            BenchCommand.Create(output, error),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -9,7 +9,6 @@ RGB image shows. It scores generated images ("prompt accuracy") and gives the fe
   heads  linear 128->1906 (emoji), 128->12 (colour)
 Every conv is followed by BatchNorm and ReLU.
 """
-import torch
 import torch.nn.functional as F
 from torch import nn
 

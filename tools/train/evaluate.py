@@ -81,6 +81,8 @@ def main():
     p_run.add_argument("--budget-s", type=float, default=3600)
     p_run.add_argument("--tiny", action="store_true", help="8 emoji, few prompts (smoke test)")
     p_run.add_argument("--classifier", default=None, help="default: the weights folder's, else tools/eval's")
+    p_run.add_argument("--only", default=None,
+                       help="measure just these UNet:steps pairs, e.g. student_8:8,teacher_relu:4 (default: all variants)")
     p_prompts = sub.add_parser("prompts")
     p_prompts.add_argument("--data", default="data/emoji64.npz")
     p_prompts.add_argument("--out", default="prompts.json")
@@ -118,7 +120,8 @@ def main():
     ctx = stages.Context(data, device, store, args.out, None, JsonLog(log_path), tiny=args.tiny,
                          resume_from=args.weights)
     ctx.classifier = args.classifier
-    stages.stage_eval(ctx, args.budget_s, tuple(float(w) for w in args.cfg.split(",")), force=True, save=False)
+    only = None if args.only is None else [(v.split(":")[0], int(v.split(":")[1])) for v in args.only.split(",")]
+    stages.stage_eval(ctx, args.budget_s, tuple(float(w) for w in args.cfg.split(",")), force=True, save=False, only=only)
     report = render_report(read_records([log_path]))
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report)

@@ -41,34 +41,11 @@ public static class GenerateCommand
             model, prompt, negative, width, height, steps, cfg, sampler, scheduler, seed, outputPath, threads, batch, rng,
             clipSkip, eta, prediction, modelConfig, verbose,
         };
-        steps.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int?>() is < 1 and var n) r.AddError($"--steps must be at least 1, got {n}.");
-        });
-        sampler.Validators.Add(r =>
-        {
-            string? v = r.GetValueOrDefault<string?>();
-            if (!SamplerRegistry.TryParse(v, out _))
-                r.AddError($"Unknown sampler '{v}' for --sampling-method. Valid: {string.Join(", ", SamplerRegistry.All.Select(s => s.Name))}, or a web-UI label (\"Euler a\", \"DPM++ 2M Karras\").");
-        });
-        scheduler.Validators.Add(r =>
-        {
-            string? v = r.GetValueOrDefault<string?>();
-            if (!SchedulerNames.TryParse(v, out _))
-                r.AddError($"Unknown scheduler '{v}' for --scheduler. Valid: {string.Join(", ", SchedulerNames.All)}.");
-        });
-        threads.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--threads must be 0 (all processors) or more."); });
-        batch.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--batch-count must be at least 1."); });
-        rng.Validators.Add(r =>
-        {
-            string v = r.GetValueOrDefault<string>() ?? "";
-            if (v.ToLowerInvariant() is not ("cuda" or "cpu" or "gpu" or "nv")) r.AddError($"--rng must be cuda or cpu, not '{v}'.");
-        });
-        prediction.Validators.Add(r =>
-        {
-            string? v = r.GetValueOrDefault<string?>();
-            if (v is not (null or "eps" or "v")) r.AddError($"--prediction must be eps or v, not '{v}'.");
-        });
+        // Validators read values only when they parsed: an unparsable token already has its own parse error.
+        AtLeast(threads, 0, "--threads must be 0 (all processors) or more.");
+        AtLeast(batch, 1, "--batch-count must be at least 1.");
+        OneOf(rng, "--rng must be cuda or cpu", "cuda", "cpu", "gpu", "nv");
+        OneOf(prediction, "--prediction must be eps or v", "eps", "v");
 
         command.SetAction(parse =>
         {
@@ -100,6 +77,7 @@ public static class GenerateCommand
                     ClipSkip = parse.GetValue(clipSkip),
                     Eta = parse.GetValue(eta),
                 };
+                ResolvedSettings.CheckModelIndependent(request);
                 string modelPath = parse.GetValue(model) ?? DefaultModel.Path;
                 var loadOptions = new ModelLoadOptions
                 {
@@ -148,6 +126,19 @@ public static class GenerateCommand
         });
         return command;
     }
+
+    /// <summary>Adds a range check that reads the option's token itself, so an unparsable value keeps its parse error.</summary>
+    private static void AtLeast(Option<int> option, int min, string message) => option.Validators.Add(r =>
+    {
+        if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v < min)
+            r.AddError(message);
+    });
+
+    private static void OneOf<T>(Option<T> option, string message, params string[] values) => option.Validators.Add(r =>
+    {
+        if (r.Tokens.Count == 1 && !values.Contains(r.Tokens[0].Value.ToLowerInvariant()))
+            r.AddError($"{message}, not '{r.Tokens[0].Value}'.");
+    });
 
     /// <summary>Image 0 goes to <paramref name="path"/>; image k &gt; 0 to NAME_(k+1).EXT beside it, as sd.cpp names batches.</summary>
     public static string OutputName(string path, int index)

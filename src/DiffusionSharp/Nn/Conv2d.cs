@@ -25,9 +25,9 @@ public sealed unsafe class Conv2d : Module, IConvolution
         KernelSize = kernelSize;
         Stride = stride;
         Padding = padding;
-        float[] weight = scope.Require("weight", outChannels, inChannels, kernelSize, kernelSize);
         _bias = bias ? scope.Require("bias", outChannels) : null;
-        Weights = new ConvolutionWeights(weight, outChannels, inChannels, kernelSize, kernelSize);
+        Weights = scope.WithWeight("weight", [outChannels, inChannels, kernelSize, kernelSize],
+            w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize));
     }
 
     /// <summary>Binds a square convolution with the same zero padding on every side.</summary>

@@ -17,21 +17,35 @@ public sealed unsafe class Linear : Module
     public PackedMatrix Weight { get; }
     public bool HasBias => _bias != null;
 
-    private Linear(float[] weight, float[]? bias, int inFeatures, int outFeatures)
+    private Linear(PackedMatrix weight, float[]? bias, int inFeatures, int outFeatures)
     {
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        Weight = new PackedMatrix(weight, outFeatures, inFeatures);
+        Weight = weight;
         _bias = bias;
     }
 
     /// <summary>Binds <c>weight</c> [out, in] and, when <paramref name="bias"/>, <c>bias</c> [out].</summary>
     public static Linear Load(WeightScope scope, int inFeatures, int outFeatures, bool bias = true)
-        => new(scope.Require("weight", outFeatures, inFeatures), bias ? scope.Require("bias", outFeatures) : null, inFeatures, outFeatures);
+        => Bind(scope, [outFeatures, inFeatures], inFeatures, outFeatures, bias);
 
     /// <summary>Binds a 1x1 convolution: <c>weight</c> [out, in, 1, 1] and <c>bias</c> [out].</summary>
     public static Linear LoadPointwiseConv(WeightScope scope, int inChannels, int outChannels, bool bias = true)
-        => new(scope.Require("weight", outChannels, inChannels, 1, 1), bias ? scope.Require("bias", outChannels) : null, inChannels, outChannels);
+        => Bind(scope, [outChannels, inChannels, 1, 1], inChannels, outChannels, bias);
+
+    private static Linear Bind(WeightScope scope, int[] weightShape, int inFeatures, int outFeatures, bool bias)
+    {
+        var packed = scope.WithWeight("weight", weightShape, w => new PackedMatrix(w.Span, outFeatures, inFeatures));
+        try
+        {
+            return new Linear(packed, bias ? scope.Require("bias", outFeatures) : null, inFeatures, outFeatures);
+        }
+        catch
+        {
+            packed.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>x [..., in] -> [..., out] (a new tensor; the caller disposes it).</summary>
     public Tensor Forward(Tensor x)

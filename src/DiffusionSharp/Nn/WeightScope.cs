@@ -60,6 +60,26 @@ public sealed class WeightScope
         return values;
     }
 
+    /// <summary>
+    /// Reads <paramref name="name"/> into a pooled buffer (checked against <paramref name="shape"/>), hands it to
+    /// <paramref name="use"/> — which packs or copies it — and returns the buffer to the pool: loading a large weight
+    /// then allocates nothing on the managed heap.
+    /// </summary>
+    public T WithWeight<T>(string name, int[] shape, Func<ReadOnlyMemory<float>, T> use)
+    {
+        int count = checked((int)Tensors.Tensor.ElementCount(shape));
+        float[] buffer = System.Buffers.ArrayPool<float>.Shared.Rent(count);
+        try
+        {
+            RequireInto(name, buffer.AsSpan(0, count), shape);
+            return use(buffer.AsMemory(0, count));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(buffer);
+        }
+    }
+
     /// <summary>Reads <paramref name="name"/> into <paramref name="destination"/> after checking its shape.</summary>
     public void RequireInto(string name, Span<float> destination, params int[] shape)
     {

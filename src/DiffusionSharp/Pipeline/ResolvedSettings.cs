@@ -13,6 +13,7 @@ public sealed record ResolvedSettings(
     /// </summary>
     public static ResolvedSettings Resolve(GenerationRequest request, StableDiffusionModel model)
     {
+        CheckModelIndependent(request);
         var d = model.Defaults;
         ArgumentNullException.ThrowIfNull(request.Prompt, "prompt");
         int width = request.Width ?? d.Width, height = request.Height ?? d.Height;
@@ -41,6 +42,29 @@ public sealed record ResolvedSettings(
         Check(request.ClipSkip >= 1 && request.ClipSkip <= layers, "clip-skip", $"Clip skip must be between 1 and {layers} (the text encoder's layers), got {request.ClipSkip}.");
         Check(request.Eta is null || (double.IsFinite(request.Eta.Value) && request.Eta >= 0), "eta", $"Eta must be >= 0, got {request.Eta}.");
         return new ResolvedSettings(width, height, steps, cfg, selection.Sampler, scheduler, request.Eta, request.ClipSkip);
+    }
+
+    /// <summary>
+    /// The checks that need no model (ranges, sampler and scheduler names), so a front end can reject a bad request
+    /// before spending seconds loading weights. <see cref="Resolve"/> runs them too.
+    /// </summary>
+    public static void CheckModelIndependent(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request.Prompt, "prompt");
+        Check(request.Width is null || (request.Width is >= 8 and <= 8192 && request.Width % 8 == 0), "width",
+            $"Width {request.Width} must be a multiple of 8 between 8 and 8192.");
+        Check(request.Height is null || (request.Height is >= 8 and <= 8192 && request.Height % 8 == 0), "height",
+            $"Height {request.Height} must be a multiple of 8 between 8 and 8192.");
+        Check(request.Steps is null or (>= 1 and <= 1000), "steps", $"Steps must be between 1 and 1000, got {request.Steps}.");
+        Check(request.CfgScale is null || (double.IsFinite(request.CfgScale.Value) && request.CfgScale is >= 0 and <= 100), "cfg-scale",
+            $"CFG scale must be a number between 0 and 100, got {request.CfgScale}.");
+        if (request.Sampler is { } sampler && !SamplerRegistry.TryParse(sampler, out _))
+            throw new InvalidSettingException($"Unknown sampler '{sampler}'. Valid: {string.Join(", ", SamplerRegistry.All.Select(s => s.Name))} (web-UI labels such as \"Euler a\" and \"DPM++ 2M Karras\" work too).", "sampling-method");
+        if (request.Scheduler is { } scheduler && !SchedulerNames.TryParse(scheduler, out _))
+            throw new InvalidSettingException($"Unknown scheduler '{scheduler}'. Valid: {string.Join(", ", SchedulerNames.All)}.", "scheduler");
+        Check(request.BatchCount is >= 1 and <= 10_000, "batch-count", $"Batch count must be between 1 and 10000, got {request.BatchCount}.");
+        Check(request.ClipSkip >= 1, "clip-skip", $"Clip skip must be 1 or more, got {request.ClipSkip}.");
+        Check(request.Eta is null || (double.IsFinite(request.Eta.Value) && request.Eta >= 0), "eta", $"Eta must be >= 0, got {request.Eta}.");
     }
 
     /// <summary>The step counts <see cref="SigmaSchedules"/> accepts for each spacing, as settings errors.</summary>

@@ -127,8 +127,8 @@ public sealed class GenerateCommandTests : IDisposable
     /// <summary>Each invalid input: its exit code, a fragment its one error line must hold, and its arguments.</summary>
     public static TheoryData<string, int, string> Refusals() => new()
     {
-        { "zero steps", ExitCodes.Usage, "--steps must be at least 1, got 0" },
-        { "negative steps", ExitCodes.Usage, "--steps must be at least 1, got -3" },
+        { "zero steps", ExitCodes.Usage, "Steps must be between 1 and 1000, got 0" },
+        { "negative steps", ExitCodes.Usage, "Steps must be between 1 and 1000, got -3" },
         { "width not a multiple of 8", ExitCodes.Usage, "Width 60 must be a multiple of 8" },
         { "unknown sampler", ExitCodes.Usage, "Unknown sampler 'euler_b'" },
         { "unknown scheduler", ExitCodes.Usage, "Unknown scheduler 'cosine'" },

@@ -153,7 +153,29 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (!tensor.DType.CanConvertToFloat32())
             throw new NotSupportedException($"{Path}: tensor '{tensor.Name}' has dtype {tensor.DType.ToHeaderString()}, which cannot be read as float32.");
         DTypeConversion.ToFloat32(tensor.DType, GetBytes(tensor), destination);
+        ReleasePages(tensor);
     }
+
+    /// <summary>
+    /// Tells the OS that this process no longer needs the mapped pages wholly inside <paramref name="tensor"/>'s bytes
+    /// (Linux <c>madvise(MADV_DONTNEED)</c>; a no-op elsewhere). The file stays mapped: a later access reads the pages
+    /// back from the page cache. Converting a checkpoint tensor by tensor then keeps only the converted copy resident,
+    /// not the whole file as well (about 2 GB less peak memory for SD 1.5).
+    /// </summary>
+    public void ReleasePages(SafetensorInfo tensor)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        byte* start = GetPointer(tensor);
+        long page = Environment.SystemPageSize;
+        long first = ((long)start + page - 1) / page * page;
+        long end = ((long)start + tensor.ByteLength) / page * page;
+        if (end > first) _ = Madvise((void*)first, (nuint)(end - first), MadviseDontNeed);
+    }
+
+    private const int MadviseDontNeed = 4;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise")]
+    private static extern int Madvise(void* address, nuint length, int advice);
 
     public float[] ReadFloat32(SafetensorInfo tensor)
     {

@@ -3,8 +3,8 @@ using DiffusionSharp.Kernels.Gemm;
 namespace DiffusionSharp.Kernels.Conv;
 
 /// <summary>
-/// Convolution filters packed once for channels-last implicit GEMM: PyTorch's [Cout, Cin, kh, kw] is reordered to
-/// [Cout, kh, kw, Cin] (one im2col row per output pixel in (ky, kx, ci) order) and packed as a
+/// Convolution filters packed once for channels-last implicit GEMM: PyTorch's [Cout, Cin, kh, kw] is read as
+/// [Cout, kh, kw, Cin] (one im2col row per output pixel in (ky, kx, ci) order) and packed straight into a
 /// <see cref="PackedMatrix"/> of shape [Cout, kh*kw*Cin].
 /// </summary>
 public sealed class ConvolutionWeights : IDisposable
@@ -25,15 +25,7 @@ public sealed class ConvolutionWeights : IDisposable
         InChannels = inChannels;
         KernelHeight = kernelHeight;
         KernelWidth = kernelWidth;
-        int k = kernelHeight * kernelWidth * inChannels;
-        var reordered = new float[(long)outChannels * k];
-        for (int o = 0; o < outChannels; o++)
-        for (int ci = 0; ci < inChannels; ci++)
-        for (int ky = 0; ky < kernelHeight; ky++)
-        for (int kx = 0; kx < kernelWidth; kx++)
-            reordered[(long)o * k + (ky * kernelWidth + kx) * inChannels + ci] =
-                weight[((o * inChannels + ci) * kernelHeight + ky) * kernelWidth + kx];
-        Matrix = new PackedMatrix(reordered, outChannels, k);
+        Matrix = PackedMatrix.FromConvolution(weight, outChannels, inChannels, kernelHeight, kernelWidth);
     }
 
     /// <summary>W[o, ky, kx, ci] (slow; reference kernels and tests).</summary>

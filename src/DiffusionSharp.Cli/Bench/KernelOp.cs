@@ -1,0 +1,132 @@
+using System.Runtime.InteropServices;
+using DiffusionSharp.Kernels.Attention;
+using DiffusionSharp.Kernels.Conv;
+using DiffusionSharp.Kernels.Gemm;
+using DiffusionSharp.Kernels.Norm;
+
+namespace DiffusionSharp.Cli.Bench;
+
+/// <summary>
+/// One kernel call at one Stable Diffusion 1.5 (512x512, latent 64x64) shape, its operands allocated once and filled
+/// with values in [-1, 1): what <c>diffusion bench ops</c> times. <see cref="Flops"/> counts an FMA as two; memory-bound
+/// ops count <see cref="Bytes"/> moved instead (and have no flops).
+/// </summary>
+/// <remarks>bench/DiffusionSharp.Benchmarks (KernelCases) holds the longer list, with reference twins, for BenchmarkDotNet.</remarks>
+public sealed unsafe class KernelOp : IDisposable
+{
+    private readonly List<nint> _buffers = [];
+    private readonly List<IDisposable> _owned = [];
+    private readonly Action<KernelOp> _body;
+    private float* _a, _b, _c, _d;
+    private PackedMatrix? _weight;
+    private ConvolutionWeights? _conv;
+
+    private KernelOp(string name, double flops, double bytes, Action<KernelOp> body)
+    {
+        Name = name;
+        Flops = flops;
+        Bytes = bytes;
+        _body = body;
+    }
+
+    public string Name { get; }
+    public double Flops { get; }
+    public double Bytes { get; }
+    public bool IsMemoryBound => Flops == 0;
+
+    public void Run() => _body(this);
+
+    /// <summary>The shapes <c>bench ops</c> reports: the SD 1.5 UNet's main GEMMs, 3x3 convolutions, self-attention and GroupNorm+SiLU.</summary>
+    public static IReadOnlyList<Func<KernelOp>> Sd15 { get; } =
+    [
+        () => Linear(4096, 320, 320),
+        () => Linear(4096, 1280, 320),
+        () => Linear(1024, 2560, 640),
+        () => Linear(77, 320, 768),
+        () => Conv3x3(64, 64, 320, 320),
+        () => Conv3x3(32, 32, 640, 640),
+        () => SelfAttention(4096, 8, 40),
+        () => GroupNormSilu(64 * 64, 320),
+    ];
+
+    /// <summary>C [m, n] = A [m, k] · Wᵀ + bias: a linear layer (M x N x K).</summary>
+    public static KernelOp Linear(int m, int n, int k)
+    {
+        var op = new KernelOp($"linear {m}x{n}x{k}", 2.0 * m * n * k, 0,
+            x => GemmKernel.Linear(x._a, k, m, x._weight!, x._b, x._c, n));
+        op._a = op.Alloc((long)m * k, 1);                                               // [m, k]
+        op._b = op.Alloc(n, 2);                                                         // [n]
+        op._c = op.Alloc((long)m * n, 3);                                               // [m, n]
+        op._weight = op.Own(new PackedMatrix(Values(op.Alloc((long)n * k, 4), (long)n * k), n, k));
+        return op;
+    }
+
+    /// <summary>3x3 convolution, stride 1, padding 1, channels-last: [1, h, w, cin] -> [1, h, w, cout].</summary>
+    public static KernelOp Conv3x3(int h, int w, int cin, int cout)
+    {
+        var g = Conv2dGeometry.Same(1, h, w, cin, cout, 3);
+        var op = new KernelOp($"conv3x3 {h}x{w}x{cin}->{cout}", 2.0 * g.OutputPixels * cout * g.PatchSize, 0,
+            x => Conv2dKernel.Forward(x._a, g, x._conv!, x._b, x._c));
+        op._a = op.Alloc((long)h * w * cin, 1);                                         // [1, h, w, cin]
+        op._b = op.Alloc(cout, 2);                                                      // [cout]
+        op._c = op.Alloc(g.OutputPixels * cout, 3);                                     // [1, h, w, cout]
+        op._conv = op.Own(new ConvolutionWeights(Values(op.Alloc((long)cout * cin * 9, 4), (long)cout * cin * 9), cout, cin, 3, 3));
+        return op;
+    }
+
+    /// <summary>Softmax self-attention over <paramref name="tokens"/> tokens, <paramref name="heads"/> heads of <paramref name="headDim"/>.</summary>
+    public static KernelOp SelfAttention(int tokens, int heads, int headDim)
+    {
+        int width = heads * headDim;
+        var op = new KernelOp($"self-attention {tokens} tokens {heads}x{headDim}", 4.0 * tokens * tokens * width, 0,
+            x => AttentionKernel.Forward(new AttentionOperands(x._a, width, x._b, width, x._c, width, x._d, width),
+                1, heads, tokens, tokens, headDim, 1f / MathF.Sqrt(headDim), AttentionActivation.Softmax, causal: false));
+        op._a = op.Alloc((long)tokens * width, 1);                                      // q [T, heads*d]
+        op._b = op.Alloc((long)tokens * width, 2);                                      // k [T, heads*d]
+        op._c = op.Alloc((long)tokens * width, 3);                                      // v [T, heads*d]
+        op._d = op.Alloc((long)tokens * width, 4);                                      // o [T, heads*d]
+        return op;
+    }
+
+    /// <summary>GroupNorm (32 groups) fused with SiLU over [1, spatial, channels]; counts 12 bytes per element (two reads, one write).</summary>
+    public static KernelOp GroupNormSilu(int spatial, int channels)
+    {
+        long n = (long)spatial * channels;
+        var op = new KernelOp($"groupnorm+silu {spatial}x{channels}", 0, 3.0 * n * sizeof(float),
+            x => GroupNormKernel.Forward(x._a, 1, spatial, channels, 32, 1e-5f, x._b, x._c, x._d, silu: true));
+        op._a = op.Alloc(n, 1);                                                         // [1, spatial, C]
+        op._b = op.Alloc(channels, 2);                                                  // gamma [C]
+        op._c = op.Alloc(channels, 3);                                                  // beta [C]
+        op._d = op.Alloc(n, 4);                                                         // [1, spatial, C]
+        return op;
+    }
+
+    private float* Alloc(long floats, uint seed)
+    {
+        var p = (float*)NativeMemory.AlignedAlloc((nuint)floats * sizeof(float), 64);
+        _buffers.Add((nint)p);
+        uint state = seed * 2654435761u + 1;
+        for (long i = 0; i < floats; i++)
+        {
+            state ^= state << 13; state ^= state >> 17; state ^= state << 5;            // xorshift32
+            p[i] = (state >> 8) * (2f / (1 << 24)) - 1f;
+        }
+        return p;
+    }
+
+    private static ReadOnlySpan<float> Values(float* p, long count) => new(p, checked((int)count));
+
+    private T Own<T>(T disposable) where T : IDisposable
+    {
+        _owned.Add(disposable);
+        return disposable;
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in _owned) d.Dispose();
+        foreach (var p in _buffers) NativeMemory.AlignedFree((void*)p);
+        _owned.Clear();
+        _buffers.Clear();
+    }
+}

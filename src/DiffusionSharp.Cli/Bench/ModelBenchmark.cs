@@ -1,0 +1,239 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using DiffusionSharp.Diagnostics;
+using DiffusionSharp.Models;
+using DiffusionSharp.Models.Checkpoints;
+using DiffusionSharp.Pipeline;
+using DiffusionSharp.Tensors;
+using DiffusionSharp.Threading;
+
+namespace DiffusionSharp.Cli.Bench;
+
+/// <summary>What <c>diffusion bench -m</c> runs: a model, a size, a step count, threads and timed repeats.</summary>
+public sealed record ModelBenchOptions
+{
+    public required string ModelPath { get; init; }
+    public ModelLoadOptions Load { get; init; } = new();
+    /// <summary>Image size; null = the model's default.</summary>
+    public int? Width { get; init; }
+    public int? Height { get; init; }
+    /// <summary>Steps of the timed denoising loop; null = the model's default, at most <see cref="ModelBenchmark.DefaultStepCap"/>.</summary>
+    public int? Steps { get; init; }
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Timed runs of the text encoder and of the UNet step, each after one warm-up run.</summary>
+    public int Repeats { get; init; } = 3;
+}
+
+/// <summary>
+/// <c>diffusion bench -m MODEL</c>: loads a model, then times its parts separately — the text encoder (prompt and
+/// negative prompt, as the pipeline encodes them), one UNet step (batch 2 for classifier-free guidance, batch 1 for
+/// guidance-embedded models; median of the timed runs after a warm-up), a full denoising loop through
+/// <see cref="TextToImagePipeline"/>, and its VAE decode — and reports them with the step's GFLOP/s against the FMA
+/// ceiling measured in the same process, the peak resident memory and the managed bytes one step allocates.
+/// </summary>
+public sealed record ModelBenchmark
+{
+    /// <summary>The loop runs the model's default step count, but no more than this (a benchmark, not a picture).</summary>
+    public const int DefaultStepCap = 4;
+    public const string Prompt = "a photo of a cat";
+
+    public required BenchMachine Machine { get; init; }
+    public required string Model { get; init; }
+    public required string ModelPath { get; init; }
+    public required ModelFamilyInfo Family { get; init; }
+    public required int Width { get; init; }
+    public required int Height { get; init; }
+    public required int Steps { get; init; }
+    public required string Sampler { get; init; }
+    public required double CfgScale { get; init; }
+    /// <summary>Batch of one UNet evaluation per step: 2 with classifier-free guidance, 1 for guidance-embedded models (or CFG scale 1).</summary>
+    public required int UnetBatch { get; init; }
+    public required int Repeats { get; init; }
+    public required double LoadSeconds { get; init; }
+    public required double TextEncoderSeconds { get; init; }
+    public required double UnetStepSeconds { get; init; }
+    /// <summary>FLOPs of one step: UnetBatch x <see cref="Models.Unet.Unet2DConditionModel.FlopsPerForward"/>.</summary>
+    public required long UnetFlopsPerStep { get; init; }
+    public required double LoopSeconds { get; init; }
+    public required double VaeDecodeSeconds { get; init; }
+    public required long VaeDecodeFlops { get; init; }
+    /// <summary>Wall time of one whole image through the pipeline: text encoding, the loop, the decode.</summary>
+    public required double ImageSeconds { get; init; }
+    /// <summary>Resident memory right after loading: the converted and packed weights, the weight file closed again.</summary>
+    public required long LoadedRssBytes { get; init; }
+    /// <summary>The process's peak resident memory (VmHWM) over loading and all the timed work.</summary>
+    public required long PeakRssBytes { get; init; }
+    /// <summary>Managed bytes allocated (all threads) by one warm UNet step; the fewest over the timed runs.</summary>
+    public required long StepAllocatedBytes { get; init; }
+
+    public double UnetGflopsPerStep => UnetFlopsPerStep / UnetStepSeconds / 1e9;
+    public double UnetPeakFraction => UnetGflopsPerStep / Machine.Ceilings.FmaGflops;
+    public double LoopStepSeconds => LoopSeconds / Steps;
+
+    /// <summary>Runs the benchmark; stage names go to <paramref name="log"/>, the loop's steps to <paramref name="progress"/>.</summary>
+    public static ModelBenchmark Run(ModelBenchOptions options, TextWriter log, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Threads, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Repeats, 1);
+        var machine = BenchMachine.Describe(options.Threads);
+        ModelBenchmark result;
+        using (var scheduler = new ThreadScheduler(options.Threads))
+        using (scheduler.Use())
+        {
+            log.WriteLine($"loading {options.ModelPath}");
+            using var model = ModelLoader.Load(options.ModelPath, options.Load, new LogProgress(log));
+            long loadedRss = ProcessMemory.ResidentBytes();
+            log.WriteLine(BenchFormat.Invariant($"loaded {model.Family.DisplayName} model '{model.Name}' in {model.LoadTime.TotalSeconds:0.00} s"));
+            result = Measure(model, loadedRss, machine, options, log, progress, cancellationToken);
+        }
+        // The ceilings come last: their 192 MB of triad arrays must not count in the model's peak resident memory.
+        log.WriteLine("measuring the machine's ceilings");
+        return result with { Machine = machine with { Ceilings = MachineCeilings.Measure(options.Threads) } };
+    }
+
+    private static ModelBenchmark Measure(StableDiffusionModel model, long loadedRss, BenchMachine machine, ModelBenchOptions options, TextWriter log,
+        IProgress<GenerationProgress>? progress, CancellationToken cancellationToken)
+    {
+        var request = new GenerationRequest
+        {
+            Prompt = Prompt,
+            Width = options.Width,
+            Height = options.Height,
+            Steps = options.Steps ?? Math.Min(model.Defaults.Steps, DefaultStepCap),
+        };
+        var settings = ResolvedSettings.Resolve(request, model);
+        bool guidanceEmbedded = model.HasGuidanceEmbedding;
+        int batch = !guidanceEmbedded && settings.CfgScale != 1.0 ? 2 : 1;    // as TextToImagePipeline decides
+        int lh = settings.Height / model.LatentScale, lw = settings.Width / model.LatentScale;
+        int tokens = model.TextEncoder.Config.MaxPositionEmbeddings;
+
+        log.WriteLine($"timing the text encoder (batch {batch})");
+        int[] ids = TokenIds(model, batch, tokens);
+        var textSeconds = Timing.Repeat(options.Repeats, () => model.TextEncoder.Forward(ids, batch).Dispose());
+        cancellationToken.ThrowIfCancellationRequested();
+
+        log.WriteLine(BenchFormat.Invariant($"timing one UNet step at {settings.Width}x{settings.Height} (batch {batch})"));
+        using var context = model.TextEncoder.Forward(ids, batch);                                 // [B, 77, C]
+        var (stepSeconds, stepAllocated) = TimeUnetStep(model, context, batch, lh, lw, (float)(settings.CfgScale - model.Defaults.GuidanceEmbeddingOffset), options.Repeats);
+        cancellationToken.ThrowIfCancellationRequested();
+
+        log.WriteLine($"running the pipeline: {settings.Steps} step{(settings.Steps == 1 ? "" : "s")} and the VAE decode");
+        var clock = Stopwatch.StartNew();
+        var generated = new TextToImagePipeline(model).Generate(request, progress, cancellationToken);
+        double imageSeconds = clock.Elapsed.TotalSeconds;
+        var timings = generated.Images[0].Timings;
+
+        return new ModelBenchmark
+        {
+            Machine = machine,
+            Model = model.Name,
+            ModelPath = model.Source,
+            Family = model.Family,
+            Width = settings.Width,
+            Height = settings.Height,
+            Steps = settings.Steps,
+            Sampler = settings.Sampler.Name,
+            CfgScale = settings.CfgScale,
+            UnetBatch = batch,
+            Repeats = options.Repeats,
+            LoadSeconds = model.LoadTime.TotalSeconds,
+            TextEncoderSeconds = Timing.Median(textSeconds),
+            UnetStepSeconds = stepSeconds,
+            UnetFlopsPerStep = batch * model.Unet.FlopsPerForward(lh, lw, tokens),
+            LoopSeconds = timings.Denoising.TotalSeconds,
+            VaeDecodeSeconds = timings.Decoding.TotalSeconds,
+            VaeDecodeFlops = model.Vae.DecodeFlops(lh, lw),
+            ImageSeconds = imageSeconds,
+            LoadedRssBytes = loadedRss,
+            PeakRssBytes = ProcessMemory.PeakResidentBytes(),
+            StepAllocatedBytes = stepAllocated,
+        };
+    }
+
+    /// <summary>[negative, prompt] (or [prompt] alone for one pass), padded to the encoder's length, as the pipeline tokenizes.</summary>
+    private static int[] TokenIds(StableDiffusionModel model, int batch, int tokens)
+    {
+        var ids = new int[batch * tokens];
+        model.Tokenizer.Tokenize(Prompt, tokens).InputIds.AsSpan().CopyTo(ids.AsSpan((batch - 1) * tokens));
+        if (batch == 2) model.Tokenizer.Tokenize("", tokens).InputIds.AsSpan().CopyTo(ids);
+        return ids;
+    }
+
+    /// <summary>Median seconds of one UNet evaluation after a warm-up, and the fewest managed bytes one of them allocated.</summary>
+    private static (double Seconds, long AllocatedBytes) TimeUnetStep(StableDiffusionModel model, Tensor context, int batch, int lh, int lw,
+        float guidanceInput, int repeats)
+    {
+        int channels = model.Unet.Config.InChannels;
+        using var sample = new Tensor(batch, lh, lw, channels);                                   // [B, h, w, C]
+        var random = new Random(42);
+        foreach (ref float v in sample.Span) v = (float)(random.NextDouble() * 2 - 1);
+        var timesteps = new float[batch];
+        timesteps.AsSpan().Fill(999f);
+        float[] guidance = model.HasGuidanceEmbedding ? Enumerable.Repeat(guidanceInput, batch).ToArray() : [];
+        long fewest = long.MaxValue;
+        var seconds = Timing.Repeat(repeats, () =>
+        {
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            model.Unet.Forward(sample, timesteps, context, guidance).Dispose();               // [B, h, w, C]
+            fewest = Math.Min(fewest, GC.GetTotalAllocatedBytes(precise: true) - before);
+        });
+        return (Timing.Median(seconds), fewest);
+    }
+
+    public JsonObject ToJson()
+    {
+        var json = new JsonObject { ["benchmark"] = "model" };
+        Machine.AddTo(json);
+        json["model"] = Model;
+        json["model_path"] = ModelPath;
+        json["family"] = Family.Family.ToString();
+        json["width"] = Width;
+        json["height"] = Height;
+        json["steps"] = Steps;
+        json["sampler"] = Sampler;
+        json["cfg_scale"] = CfgScale;
+        json["unet_batch"] = UnetBatch;
+        json["repeats"] = Repeats;
+        json["load_seconds"] = BenchFormat.Round(LoadSeconds);
+        json["text_encoder_seconds"] = BenchFormat.Round(TextEncoderSeconds);
+        json["unet_step_seconds"] = BenchFormat.Round(UnetStepSeconds);
+        json["unet_flops_per_step"] = UnetFlopsPerStep;
+        json["unet_gflops_per_step"] = BenchFormat.Round(UnetGflopsPerStep);
+        json["unet_peak_fraction"] = BenchFormat.Round(UnetPeakFraction);
+        json["loop_seconds"] = BenchFormat.Round(LoopSeconds);
+        json["loop_step_seconds"] = BenchFormat.Round(LoopStepSeconds);
+        json["vae_decode_seconds"] = BenchFormat.Round(VaeDecodeSeconds);
+        json["vae_decode_flops"] = VaeDecodeFlops;
+        json["image_seconds"] = BenchFormat.Round(ImageSeconds);
+        json["loaded_rss_bytes"] = LoadedRssBytes;
+        json["peak_rss_bytes"] = PeakRssBytes;
+        json["step_allocated_bytes"] = StepAllocatedBytes;
+        return json;
+    }
+
+    public void WriteTable(TextWriter o)
+    {
+        Machine.WriteTable(o);
+        o.WriteLine(BenchFormat.Invariant(
+            $"model       {Model} ({Family.DisplayName}), {Width}x{Height}, {Steps} step{(Steps == 1 ? "" : "s")} of {Sampler}, cfg {CfgScale}, UNet batch {UnetBatch}{(UnetBatch == 1 ? " (one pass per step)" : " (classifier-free guidance)")}"));
+        o.WriteLine();
+        string Row(string stage, string time, string detail) => $"{stage,-26} {time,10}   {detail}";
+        string timed = Repeats == 1 ? "one run after a warm-up" : $"median of {Repeats} after a warm-up";
+        o.WriteLine(Row("stage", "time", ""));
+        o.WriteLine(Row("load", BenchFormat.Seconds(LoadSeconds), "weights converted and packed"));
+        o.WriteLine(Row($"text encoder (batch {UnetBatch})", BenchFormat.Seconds(TextEncoderSeconds), timed));
+        o.WriteLine(Row("UNet step", BenchFormat.Seconds(UnetStepSeconds), BenchFormat.Invariant(
+            $"{timed}; {UnetFlopsPerStep / 1e9:0.###} GFLOP, {UnetGflopsPerStep:0.#} GFLOP/s = {UnetPeakFraction:P1} of the {Machine.Threads}-thread FMA peak")));
+        o.WriteLine(Row($"denoising loop ({Steps})", BenchFormat.Seconds(LoopSeconds), $"{BenchFormat.Seconds(LoopStepSeconds)} per step, sampler included"));
+        o.WriteLine(Row("VAE decode", BenchFormat.Seconds(VaeDecodeSeconds), BenchFormat.Invariant($"{VaeDecodeFlops / 1e9:0.###} GFLOP")));
+        o.WriteLine(Row("image", BenchFormat.Seconds(ImageSeconds), "text + loop + decode, one image"));
+        o.WriteLine(Row("resident after load", BenchFormat.Bytes(LoadedRssBytes), "weights converted to fp32 and packed"));
+        o.WriteLine(Row("peak resident memory", BenchFormat.Bytes(PeakRssBytes), "VmHWM: loading and all the timed work"));
+        o.WriteLine(Row("managed bytes per step", BenchFormat.Bytes(StepAllocatedBytes), "GC heap, all threads, one warm UNet step"));
+    }
+
+    private sealed class LogProgress(TextWriter log) : IProgress<string>
+    {
+        public void Report(string value) => log.WriteLine(value);
+    }
+}

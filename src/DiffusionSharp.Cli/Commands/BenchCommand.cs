@@ -1,0 +1,135 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using DiffusionSharp.Cli.Bench;
+using DiffusionSharp.Models.Checkpoints;
+
+namespace DiffusionSharp.Cli.Commands;
+
+/// <summary>
+/// <c>diffusion bench</c>: how fast this machine runs a model (<c>bench -m MODEL</c>, the default), its kernels
+/// (<c>bench ops</c>) and its ceilings (<c>bench peak</c>). A readable table on stdout, or one JSON object with
+/// <c>--json</c> (field names documented in docs/BENCHMARKS.md); progress on stderr.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var threads = new Option<int>("--threads", "-t")
+        {
+            Description = "Compute threads; 0 = all processors.", DefaultValueFactory = _ => 0, Recursive = true,
+            CustomParser = r => ParseInt(r, 0, 1024, "--threads must be 0 (all processors) or a thread count up to 1024") ?? 0,
+        };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (stable field names, see docs/BENCHMARKS.md) instead of a table.", Recursive = true };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Stack traces on errors.", Recursive = true };
+
+        var model = new Option<string?>("--model", "-m") { Description = "Model to time: a single-file .safetensors checkpoint or a diffusers folder. Default: the shipped model." };
+        var width = new Option<int?>("--width", "-W") { Description = "Image width in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--width must be a pixel count from 1 to 8192") };
+        var height = new Option<int?>("--height", "-H") { Description = "Image height in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
+        var steps = new Option<int?>("--steps") { Description = $"Steps of the timed denoising loop. Default: the model's, at most {ModelBenchmark.DefaultStepCap}.", CustomParser = r => ParseInt(r, 1, 1000, "--steps must be between 1 and 1000") };
+        var repeats = Repeats(3, "Timed runs of the text encoder and of the UNet step, each after a warm-up; the median counts.");
+        var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
+
+        var command = new Command("bench",
+            "Time a model: load, text encoder, one UNet step (GFLOP/s and % of the measured FMA peak), a denoising loop, " +
+            "VAE decode, peak memory and managed allocations per step. 'bench ops' times the kernels, 'bench peak' the machine.")
+        {
+            threads, json, verbose, model, width, height, steps, repeats, modelConfig,
+            CreatePeak(output, error, threads, json, verbose),
+            CreateOps(output, error, threads, json, verbose),
+        };
+        command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
+        {
+            var options = new ModelBenchOptions
+            {
+                ModelPath = parse.GetValue(model) ?? DefaultModel.Path,
+                Load = new ModelLoadOptions { ConfigFolder = parse.GetValue(modelConfig) },
+                Width = parse.GetValue(width),
+                Height = parse.GetValue(height),
+                Steps = parse.GetValue(steps),
+                Threads = ThreadCount(parse.GetValue(threads)),
+                Repeats = parse.GetValue(repeats),
+            };
+            var progress = new ConsoleProgress(error, interactive: !Console.IsErrorRedirected);
+            ModelBenchmark result;
+            try { result = ModelBenchmark.Run(options, error, progress, cancellationToken); }
+            finally { progress.Finish(); }
+            if (parse.GetValue(json)) BenchFormat.WriteJson(output, result.ToJson());
+            else result.WriteTable(output);
+        }));
+        return command;
+    }
+
+    private static Command CreatePeak(TextWriter output, TextWriter error, Option<int> threads, Option<bool> json, Option<bool> verbose)
+    {
+        var command = new Command("peak", "Measure the machine's fp32 FMA throughput and memory bandwidth (triad) on 1 and N threads.");
+        command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), _ =>
+        {
+            var result = PeakBenchmark.Run(ThreadCount(parse.GetValue(threads)), error);
+            if (parse.GetValue(json)) BenchFormat.WriteJson(output, result.ToJson());
+            else result.WriteTable(output);
+        }));
+        return command;
+    }
+
+    private static Command CreateOps(TextWriter output, TextWriter error, Option<int> threads, Option<bool> json, Option<bool> verbose)
+    {
+        var repeats = Repeats(5, "Timed runs of each kernel after a warm-up; the best counts.");
+        var command = new Command("ops",
+            "Time the main kernels at Stable Diffusion 1.5 shapes (GEMMs, 3x3 convolutions, self-attention, GroupNorm+SiLU) " +
+            "as GFLOP/s or GB/s and % of the ceilings measured in the same process.")
+        {
+            repeats,
+        };
+        command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
+        {
+            var result = OpsBenchmark.Run(ThreadCount(parse.GetValue(threads)), parse.GetValue(repeats), error, cancellationToken);
+            if (parse.GetValue(json)) BenchFormat.WriteJson(output, result.ToJson());
+            else result.WriteTable(output);
+        }));
+        return command;
+    }
+
+    private static Option<int> Repeats(int defaultValue, string description)
+        => new("--repeats", "-r")
+        {
+            Description = description, DefaultValueFactory = _ => defaultValue,
+            CustomParser = r => ParseInt(r, 1, 1000, "--repeats must be between 1 and 1000") ?? defaultValue,
+        };
+
+    /// <summary>
+    /// Parses an integer option's value and checks its range in one place, so text that is not a number becomes a usage
+    /// error like any other (a validator reading the converted value would throw on it instead).
+    /// </summary>
+    private static int? ParseInt(ArgumentResult result, int min, int max, string rule)
+    {
+        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(' ', result.Tokens.Select(t => t.Value));
+        if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max)
+            return value;
+        result.AddError($"{rule}, not '{text}'.");
+        return null;
+    }
+
+    private static int ThreadCount(int option) => option == 0 ? Environment.ProcessorCount : option;
+
+    /// <summary>Runs a benchmark with Ctrl+C wired to its cancellation token; errors become one line and an exit code.</summary>
+    private static int Run(ParseResult parse, TextWriter error, bool verbose, Action<CancellationToken> body)
+    {
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            body(cts.Token);
+            return ExitCodes.Success;
+        }
+        catch (Exception e)
+        {
+            return CommandErrors.Report(e, error, verbose);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+}
