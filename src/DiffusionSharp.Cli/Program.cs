@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using DiffusionSharp.Cli.Commands;
 
 namespace DiffusionSharp.Cli;
@@ -24,8 +25,10 @@ public static class Program
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            var command = parse.CommandResult.Command;
-            string help = command == root ? "diffusion --help" : $"diffusion {command.Name} --help";
+            var path = new List<string> { "--help" };
+            for (SymbolResult? r = parse.CommandResult; r is CommandResult { Command: var c } && c != root; r = r.Parent)
+                path.Insert(0, c.Name);
+            string help = "diffusion " + string.Join(' ', path);
             foreach (var e in parse.Errors) error.WriteLine($"error: {e.Message} (see '{help}')");
             return ExitCodes.Usage;
         }

@@ -4,20 +4,34 @@ using DiffusionSharp.Cli.Commands;
 
 namespace DiffusionSharp.Tests.Cli;
 
-/// <summary><c>--help</c> of the root and of each command: exit code 0, and every option with all its names listed.</summary>
+/// <summary>
+/// <c>--help</c> of the root and of every command and subcommand: exit code 0, and every option (its own and those it
+/// inherits) listed with all its names and the start of its description.
+/// </summary>
 public class HelpTests
 {
-    private static readonly string[] CommandNames = ["generate", "tokenize", "info"];
+    private static readonly Command[] TopLevel =
+    [
+        GenerateCommand.Create(TextWriter.Null, TextWriter.Null),
+        TokenizeCommand.Create(TextWriter.Null, TextWriter.Null),
+        InfoCommand.Create(TextWriter.Null, TextWriter.Null),
+        BenchCommand.Create(TextWriter.Null, TextWriter.Null),
+    ];
 
-    public static TheoryData<string> Commands() => new(CommandNames);
-
-    private static Command Create(string name) => name switch
+    /// <summary>Every command as its path ("bench ops"), with the options its help must list.</summary>
+    private static IEnumerable<(string Path, Command Command, Option[] Options)> Walk(IEnumerable<Command> commands, string prefix, Option[] inherited)
     {
-        "generate" => GenerateCommand.Create(TextWriter.Null, TextWriter.Null),
-        "tokenize" => TokenizeCommand.Create(TextWriter.Null, TextWriter.Null),
-        "info" => InfoCommand.Create(TextWriter.Null, TextWriter.Null),
-        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "not a diffusion command"),
-    };
+        foreach (var command in commands)
+        {
+            string path = (prefix + " " + command.Name).Trim();
+            Option[] options = [.. inherited, .. command.Options];
+            yield return (path, command, options);
+            foreach (var sub in Walk(command.Subcommands, path, [.. inherited, .. command.Options.Where(o => o.Recursive)]))
+                yield return sub;
+        }
+    }
+
+    public static TheoryData<string> Commands() => new(Walk(TopLevel, "", []).Select(c => c.Path));
 
     [Theory]
     [InlineData("--help")]
@@ -27,28 +41,49 @@ public class HelpTests
         var r = CliRunner.Run(flag);
         Assert.Equal(ExitCodes.Success, r.ExitCode);
         Assert.Empty(r.Error);
-        foreach (string command in CommandNames)
-            Assert.Contains(r.OutputLines, l => l.TrimStart().StartsWith(command + " ", StringComparison.Ordinal));
+        foreach (var command in TopLevel)
+            Assert.Contains(r.OutputLines, l => l.TrimStart().StartsWith(command.Name + " ", StringComparison.Ordinal));
     }
 
     [Theory]
     [MemberData(nameof(Commands))]
-    public void Command_help_lists_every_option_and_alias(string name)
+    public void Command_help_lists_every_option_and_alias(string path)
     {
-        var r = CliRunner.Run(name, "--help");
+        var (_, command, options) = Walk(TopLevel, "", []).Single(c => c.Path == path);
+        var r = CliRunner.Run([.. path.Split(' '), "--help"]);
         Assert.Equal(ExitCodes.Success, r.ExitCode);
         Assert.Empty(r.Error);
-        var command = Create(name);
-        Assert.NotEmpty(command.Options);
-        foreach (var option in command.Options)
+        Assert.NotEmpty(options);
+        static string[] Words(string line) => line.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries);
+        foreach (var option in options)
         {
-            string line = Assert.Single(r.OutputLines, l => l.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries).Contains(option.Name));
+            string line = Assert.Single(r.OutputLines, l => Words(l).Contains(option.Name));
             foreach (string alias in option.Aliases)
-                Assert.Contains(alias, line.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries));
-            Assert.False(string.IsNullOrWhiteSpace(option.Description), $"{name} {option.Name} has no description");
+                Assert.Contains(alias, Words(line));
+            Assert.False(string.IsNullOrWhiteSpace(option.Description), $"{path} {option.Name} has no description");
             Assert.Contains(option.Description!.Split(' ')[0], line);
         }
         foreach (var argument in command.Arguments)
             Assert.Contains(r.OutputLines, l => l.TrimStart().StartsWith($"<{argument.Name}>", StringComparison.Ordinal));
+        foreach (var sub in command.Subcommands)
+            Assert.Contains(r.OutputLines, l => l.TrimStart().StartsWith(sub.Name + " ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_parse_error_points_at_the_help_of_the_command_it_is_in()
+    {
+        var r = CliRunner.Run("bench", "ops", "--repeats", "0");
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
+        Assert.EndsWith("(see 'diffusion bench ops --help')", r.SingleErrorLine());
+        Assert.Single(r.ErrorLines);
+
+        r = CliRunner.Run("tokenize");
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
+        Assert.Equal("error: Option '--prompt' is required. (see 'diffusion tokenize --help')", r.SingleErrorLine());
+
+        r = CliRunner.Run("paint");   // two problems: no command, and an unknown word
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
+        Assert.Contains("error: Unrecognized command or argument 'paint'. (see 'diffusion --help')", r.ErrorLines);
+        Assert.All(r.ErrorLines, l => Assert.EndsWith("(see 'diffusion --help')", l));
     }
 }
