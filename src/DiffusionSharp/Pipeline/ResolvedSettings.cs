@@ -51,10 +51,9 @@ public sealed record ResolvedSettings(
     public static void CheckModelIndependent(GenerationRequest request)
     {
         ArgumentNullException.ThrowIfNull(request.Prompt, "prompt");
-        Check(request.Width is null || (request.Width is >= 8 and <= 8192 && request.Width % 8 == 0), "width",
-            $"Width {request.Width} must be a multiple of 8 between 8 and 8192.");
-        Check(request.Height is null || (request.Height is >= 8 and <= 8192 && request.Height % 8 == 0), "height",
-            $"Height {request.Height} must be a multiple of 8 between 8 and 8192.");
+        // The multiple a size must be depends on the VAE (8 for SD, 4 for the shipped model): Resolve checks that.
+        Check(request.Width is null or (>= 1 and <= 8192), "width", $"Width {request.Width} must be between 1 and 8192 pixels.");
+        Check(request.Height is null or (>= 1 and <= 8192), "height", $"Height {request.Height} must be between 1 and 8192 pixels.");
         Check(request.Steps is null or (>= 1 and <= 1000), "steps", $"Steps must be between 1 and 1000, got {request.Steps}.");
         Check(request.CfgScale is null || (double.IsFinite(request.CfgScale.Value) && request.CfgScale is >= 0 and <= 100), "cfg-scale",
             $"CFG scale must be a number between 0 and 100, got {request.CfgScale}.");
