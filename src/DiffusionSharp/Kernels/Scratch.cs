@@ -17,7 +17,8 @@ internal static unsafe class Scratch
     /// <summary>At least <paramref name="count"/> doubles for <paramref name="slot"/>; contents unspecified.</summary>
     public static double* Doubles(ScratchSlot slot, long count) => (double*)Bytes(slot, count * sizeof(double));
 
-    private static void* Bytes(ScratchSlot slot, long bytes)
+    /// <summary>At least <paramref name="bytes"/> bytes for <paramref name="slot"/>; contents unspecified.</summary>
+    public static void* Bytes(ScratchSlot slot, long bytes)
     {
         var b = t_buffers ??= new Buffers();
         int i = (int)slot;
@@ -58,5 +59,12 @@ internal enum ScratchSlot
     AttentionScores,
     AttentionOutput,
     NormStatistics,
+    QuantActivations,
+    QuantScales,
+    QuantCorrections,
+    QuantLowRank,
+    QuantRow,
+    QuantSmoothed,
+    QuantDequantized,
     Count,
 }

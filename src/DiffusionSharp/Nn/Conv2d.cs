@@ -1,22 +1,35 @@
 using DiffusionSharp.Kernels.Conv;
+using DiffusionSharp.Kernels.Quant;
 using DiffusionSharp.Tensors;
 
 namespace DiffusionSharp.Nn;
 
 /// <summary>
 /// PyTorch <c>nn.Conv2d</c> (groups 1) on channels-last tensors: keys <c>weight</c> [Cout, Cin, k, k] and
-/// <c>bias</c> [Cout]. Filters are reordered and packed once at load (<see cref="ConvolutionWeights"/>).
+/// <c>bias</c> [Cout]. Filters are reordered and packed once at load (<see cref="ConvolutionWeights"/>), or, when the
+/// scope carries quantized layers that include this one, bound in their quantized form (<see cref="QuantizedMatrix"/>
+/// of [Cout, k*k*Cin], run over the im2col rows) and no fp32 filter is read.
 /// </summary>
 public sealed unsafe class Conv2d : Module, IConvolution
 {
     private readonly float[]? _bias;
 
+    /// <summary>The layer's key in the checkpoint (its scope, e.g. <c>down_blocks.0.resnets.0.conv1</c>).</summary>
+    public string Key { get; }
     public int InChannels { get; }
     public int OutChannels { get; }
     public int KernelSize { get; }
     public int Stride { get; }
     public Padding2d Padding { get; }
-    public ConvolutionWeights Weights { get; }
+
+    /// <summary>The fp32 filters; null when the layer runs quantized.</summary>
+    public ConvolutionWeights? Weights { get; }
+
+    /// <summary>The quantized filters; null when the layer runs in fp32.</summary>
+    public QuantizedMatrix? Quantized { get; }
+
+    /// <summary>The bias [Cout] (empty without one).</summary>
+    public ReadOnlySpan<float> Bias => _bias;
 
     private Conv2d(WeightScope scope, int inChannels, int outChannels, int kernelSize, int stride, Padding2d padding, bool bias)
     {
@@ -25,9 +38,12 @@ public sealed unsafe class Conv2d : Module, IConvolution
         KernelSize = kernelSize;
         Stride = stride;
         Padding = padding;
+        Key = scope.LayerKey;
         _bias = bias ? scope.Require("bias", outChannels) : null;
-        Weights = scope.WithWeight("weight", [outChannels, inChannels, kernelSize, kernelSize],
-            w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize));
+        Quantized = scope.Quantized?.Bind(Key, inChannels, outChannels, kernelSize);
+        if (Quantized == null)
+            Weights = scope.WithWeight("weight", [outChannels, inChannels, kernelSize, kernelSize],
+                w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize));
     }
 
     /// <summary>Binds a square convolution with the same zero padding on every side.</summary>
@@ -66,8 +82,15 @@ public sealed unsafe class Conv2d : Module, IConvolution
             throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: output {output} does not match input {x}.", nameof(output));
         if (residual != null && !residual.ShapeEquals(output.Shape))
             throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: residual {residual} does not match output {output}.", nameof(residual));
+        ActivationObserver.Current?.ObserveConvolution(this, x.Data, g);
+        float* res = residual != null ? residual.Data : null;
         fixed (float* bias = _bias)
-            Conv2dKernel.Forward(x.Data, g, Weights, bias, output.Data, residual != null ? residual.Data : null); // [B, Ho, Wo, Cout]
+        {
+            if (Quantized != null)
+                Quantized.Forward(ActivationRows.Patches(x.Data, g), checked((int)g.OutputPixels), bias, output.Data, OutChannels, res, OutChannels); // [B, Ho, Wo, Cout]
+            else
+                Conv2dKernel.Forward(x.Data, g, Weights!, bias, output.Data, res); // [B, Ho, Wo, Cout]
+        }
     }
 
     public long MultiplyAccumulates(int height, int width)
@@ -78,7 +101,11 @@ public sealed unsafe class Conv2d : Module, IConvolution
 
     protected override long OwnParameterCount => (long)OutChannels * InChannels * KernelSize * KernelSize + (_bias?.Length ?? 0);
 
-    protected override void DisposeOwned() => Weights.Dispose();
+    protected override void DisposeOwned()
+    {
+        Weights?.Dispose();
+        Quantized?.Dispose();
+    }
 
     private Conv2dGeometry CheckedGeometry(Tensor x)
     {

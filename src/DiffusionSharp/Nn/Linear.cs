@@ -1,4 +1,5 @@
 using DiffusionSharp.Kernels.Gemm;
+using DiffusionSharp.Kernels.Quant;
 using DiffusionSharp.Tensors;
 
 namespace DiffusionSharp.Nn;
@@ -6,22 +7,36 @@ namespace DiffusionSharp.Nn;
 /// <summary>
 /// y = x · Wᵀ + b over the last dimension (PyTorch <c>nn.Linear</c>; keys <c>weight</c> [out, in], <c>bias</c> [out]).
 /// Also serves 1x1 convolutions, which on channels-last tensors are the same GEMM over pixels.
-/// The weight is packed once at load (<see cref="PackedMatrix"/>).
+/// The weight is packed once at load (<see cref="PackedMatrix"/>), or, when the scope carries quantized layers that
+/// include this one, bound in its quantized form (<see cref="QuantizedMatrix"/>) and no fp32 weight is read.
 /// </summary>
 public sealed unsafe class Linear : Module
 {
     private readonly float[]? _bias;
 
+    /// <summary>The layer's key in the checkpoint (its scope, e.g. <c>mid_block.attentions.0.proj_in</c>).</summary>
+    public string Key { get; }
     public int InFeatures { get; }
     public int OutFeatures { get; }
-    public PackedMatrix Weight { get; }
+
+    /// <summary>The fp32 weight; null when the layer runs quantized.</summary>
+    public PackedMatrix? Weight { get; }
+
+    /// <summary>The quantized weight; null when the layer runs in fp32.</summary>
+    public QuantizedMatrix? Quantized { get; }
+
     public bool HasBias => _bias != null;
 
-    private Linear(PackedMatrix weight, float[]? bias, int inFeatures, int outFeatures)
+    /// <summary>The bias [out] (empty without one).</summary>
+    public ReadOnlySpan<float> Bias => _bias;
+
+    private Linear(string key, PackedMatrix? weight, QuantizedMatrix? quantized, float[]? bias, int inFeatures, int outFeatures)
     {
+        Key = key;
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         Weight = weight;
+        Quantized = quantized;
         _bias = bias;
     }
 
@@ -35,14 +50,16 @@ public sealed unsafe class Linear : Module
 
     private static Linear Bind(WeightScope scope, int[] weightShape, int inFeatures, int outFeatures, bool bias)
     {
-        var packed = scope.WithWeight("weight", weightShape, w => new PackedMatrix(w.Span, outFeatures, inFeatures));
+        var quantized = scope.Quantized?.Bind(scope.LayerKey, inFeatures, outFeatures, kernelSize: 1);
+        var packed = quantized == null ? scope.WithWeight("weight", weightShape, w => new PackedMatrix(w.Span, outFeatures, inFeatures)) : null;
         try
         {
-            return new Linear(packed, bias ? scope.Require("bias", outFeatures) : null, inFeatures, outFeatures);
+            return new Linear(scope.LayerKey, packed, quantized, bias ? scope.Require("bias", outFeatures) : null, inFeatures, outFeatures);
         }
         catch
         {
-            packed.Dispose();
+            packed?.Dispose();
+            quantized?.Dispose();
             throw;
         }
     }
@@ -74,9 +91,15 @@ public sealed unsafe class Linear : Module
             throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: output {output} does not match input {x}.", nameof(output));
         if (residual != null && (residual.Length != output.Length || residual.Shape[^1] != OutFeatures))
             throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: residual {residual} does not match output {output}.", nameof(residual));
+        ActivationObserver.Current?.ObserveLinear(this, x.Data, rows);
+        float* res = residual != null ? residual.Data : null;
         fixed (float* bias = _bias)
-            GemmKernel.Linear(x.Data, InFeatures, rows, Weight, bias, output.Data, OutFeatures,
-                residual != null ? residual.Data : null, OutFeatures); // [..., out]
+        {
+            if (Quantized != null)
+                Quantized.Forward(ActivationRows.Matrix(x.Data, InFeatures, InFeatures), rows, bias, output.Data, OutFeatures, res, OutFeatures); // [..., out]
+            else
+                GemmKernel.Linear(x.Data, InFeatures, rows, Weight!, bias, output.Data, OutFeatures, res, OutFeatures); // [..., out]
+        }
     }
 
     /// <summary>Multiply-accumulates of one forward over <paramref name="rows"/> rows.</summary>
@@ -84,7 +107,11 @@ public sealed unsafe class Linear : Module
 
     protected override long OwnParameterCount => (long)InFeatures * OutFeatures + (_bias?.Length ?? 0);
 
-    protected override void DisposeOwned() => Weight.Dispose();
+    protected override void DisposeOwned()
+    {
+        Weight?.Dispose();
+        Quantized?.Dispose();
+    }
 
     private int Rows(Tensor t, int features, string what)
     {

@@ -4,7 +4,8 @@ namespace DiffusionSharp.Nn;
 /// A key prefix into an <see cref="IWeightSource"/> (candle's VarBuilder): <c>scope.Push("down_blocks").Push(0)</c>
 /// addresses <c>down_blocks.0.</c>, and <c>Require("weight", 320, 4, 3, 3)</c> reads <c>down_blocks.0.weight</c>
 /// after checking its shape. Scopes pushed from one root share the record of consumed keys, so a loader can
-/// report the checkpoint tensors no layer asked for (<see cref="UnusedKeys"/>).
+/// report the checkpoint tensors no layer asked for (<see cref="UnusedKeys"/>). A scope may also carry quantized
+/// replacements for some layers (<see cref="Quantized"/>), which those layers bind instead of their fp32 weights.
 /// </summary>
 public sealed class WeightScope
 {
@@ -12,16 +13,21 @@ public sealed class WeightScope
 
     public IWeightSource Source { get; }
 
+    /// <summary>Quantized layers to bind instead of fp32 weights (null: none).</summary>
+    public IQuantizedLayers? Quantized { get; }
+
     /// <summary>The key prefix of this scope, ending with '.' (empty at the root).</summary>
     public string Prefix { get; }
 
-    public WeightScope(IWeightSource source) : this(source, "", new HashSet<string>(StringComparer.Ordinal))
+    public WeightScope(IWeightSource source, IQuantizedLayers? quantized = null)
+        : this(source, quantized, "", new HashSet<string>(StringComparer.Ordinal))
     {
     }
 
-    private WeightScope(IWeightSource source, string prefix, HashSet<string> consumed)
+    private WeightScope(IWeightSource source, IQuantizedLayers? quantized, string prefix, HashSet<string> consumed)
     {
         Source = source;
+        Quantized = quantized;
         Prefix = prefix;
         _consumed = consumed;
     }
@@ -30,14 +36,17 @@ public sealed class WeightScope
     {
         if (string.IsNullOrEmpty(name) || name.Contains('.'))
             throw new ArgumentException($"A scope name is one key segment, got '{name}'.", nameof(name));
-        return new WeightScope(Source, Prefix + name + ".", _consumed);
+        return new WeightScope(Source, Quantized, Prefix + name + ".", _consumed);
     }
 
     public WeightScope Push(int index)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
-        return new WeightScope(Source, Prefix + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".", _consumed);
+        return new WeightScope(Source, Quantized, Prefix + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".", _consumed);
     }
+
+    /// <summary>The key of the layer this scope addresses: the prefix without its final '.'.</summary>
+    public string LayerKey => Prefix.TrimEnd('.');
 
     /// <summary>The full checkpoint key of <paramref name="name"/> in this scope.</summary>
     public string KeyOf(string name) => Prefix + name;

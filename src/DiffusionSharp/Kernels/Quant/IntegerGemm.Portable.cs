@@ -1,0 +1,67 @@
+namespace DiffusionSharp.Kernels.Quant;
+
+internal static unsafe partial class IntegerGemm
+{
+    /// <summary>
+    /// 4-bit weights, scalar integer code over the packed layout: the fallback where neither AVX-512BW nor AVX-VNNI
+    /// exists, and the proof that the layout means what <see cref="IntegerMatrix"/> says. Same float operations as the
+    /// vector paths (per group: one FMA of the converted sum times sw · sx).
+    /// </summary>
+    internal struct Int4PortableMicroKernel : IMicroKernel
+    {
+        public static void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                sbyte* a = p.A + (long)(row0 + r) * p.PaddedK;
+                float* sa = p.ActivationScales + (long)(row0 + r) * p.Groups;
+                int* corr = p.Corrections + (long)(row0 + r) * p.Groups;
+                for (int c = 0; c < cols; c++)
+                {
+                    int panel = panel0 + c / IntegerMatrix.PanelWidth, lane = c % IntegerMatrix.PanelWidth;
+                    byte* w = p.Weights + panel * p.PanelWeightBytes + 4 * lane;
+                    float* sw = p.Scales + (long)panel * p.PanelScaleFloats + lane;
+                    float acc = 0f;
+                    for (int g = 0; g < p.Groups; g++)
+                    {
+                        int dot = 0;
+                        for (int k = g * p.GroupSize; k < (g + 1) * p.GroupSize; k += 8)
+                        {
+                            byte* b = w + (long)k * 8;
+                            for (int j = 0; j < 4; j++)
+                                dot += a[k + j] * (b[j] & 0x0F) + a[k + 4 + j] * (b[j] >> 4);
+                        }
+                        acc = MathF.FusedMultiplyAdd(dot - corr[g], sw[g * IntegerMatrix.PanelWidth] * sa[g], acc);
+                    }
+                    dst[r * Cols + c] = acc;
+                }
+            }
+        }
+    }
+
+    /// <summary>8-bit weights (one group per row), scalar.</summary>
+    internal struct Int8PortableMicroKernel : IMicroKernel
+    {
+        public static void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                sbyte* a = p.A + (long)(row0 + r) * p.PaddedK;
+                float sa = p.ActivationScales[row0 + r];
+                int corr = p.Corrections[row0 + r];
+                for (int c = 0; c < cols; c++)
+                {
+                    int panel = panel0 + c / IntegerMatrix.PanelWidth, lane = c % IntegerMatrix.PanelWidth;
+                    byte* w = p.Weights + panel * p.PanelWeightBytes + 4 * lane;
+                    int dot = 0;
+                    for (int k = 0; k < p.PaddedK; k += 4)
+                    {
+                        byte* b = w + (long)k * 16;
+                        dot += a[k] * b[0] + a[k + 1] * b[1] + a[k + 2] * b[2] + a[k + 3] * b[3];
+                    }
+                    dst[r * Cols + c] = MathF.FusedMultiplyAdd(dot - corr, p.Scales[(long)panel * p.PanelScaleFloats + lane] * sa, 0f);
+                }
+            }
+        }
+    }
+}

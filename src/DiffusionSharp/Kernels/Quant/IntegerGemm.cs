@@ -1,0 +1,190 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using DiffusionSharp.Kernels.Gemm;
+using DiffusionSharp.Threading;
+
+namespace DiffusionSharp.Kernels.Quant;
+
+/// <summary>Instruction-set paths of <see cref="IntegerGemm"/>.</summary>
+public enum IntegerGemmPath
+{
+    /// <summary>Scalar integer code: any machine, both widths.</summary>
+    Portable,
+    /// <summary>AVX-512BW <c>vpmaddubsw</c> (u8 x s8 pairs into int16, one 64-input group at a time, no overflow for
+    /// 4-bit codes) and <c>vpmaddwd</c> to widen: 4-bit weights.</summary>
+    Avx512Bw,
+    /// <summary>AVX-VNNI <c>vpdpbusd</c> on 256-bit registers (u8 x s8 quads into int32): 8-bit weights, and 4-bit.</summary>
+    AvxVnni,
+}
+
+/// <summary>
+/// The integer GEMM of <see cref="IntegerMatrix"/> with the dequantization and the low-rank up projection fused into
+/// its epilogue (Nunchaku's fusion 2):
+/// <code>
+/// c[m, n] = Σ_g sx[m, g] · sw[n, g] · (Σ_{k in g} qx[m, k] · u[n, k] − corr[m, g])     u = w + offset (stored unsigned)
+///         + Σ_j lowRank[m, j] · up[n, j] + bias[n] (+ residual[m, n])
+/// </code>
+/// The quantized activations come from <see cref="ActivationQuantizer"/> (corr = offset · Σ_{k in g} qx[m, k], so
+/// the bracket is the exact signed dot product). Work: tiles of up to 16 x 4 row quads by 4 x 32 outputs; per tile, for
+/// each 32-output column block (two weight panels, which stay in L1/L2 across the tile) the micro-kernel runs down the
+/// row quads, computing a 4 x 32 block over all of K, then the epilogue adds the low-rank term, bias and residual and
+/// writes C once. Integer sums are exact and the float operations per output are the same on every path and for every
+/// tiling (fp32: per group one FMA of the converted sum; then the rank FMAs in j order, bias, residual), so the
+/// results are bitwise identical across threads, tiles and instruction sets.
+/// </summary>
+internal static unsafe partial class IntegerGemm
+{
+    /// <summary>Rows per micro-kernel call.</summary>
+    public const int Rows = 4;
+
+    /// <summary>Outputs per micro-kernel call: two panels.</summary>
+    public const int Cols = 2 * IntegerMatrix.PanelWidth;
+
+    private const int MaxQuadsPerTile = 16;
+    private const int MaxColBlocksPerTile = 4;
+
+    public static IntegerGemmPath BestPath(int bits) => bits == 4
+        ? IsSupported(IntegerGemmPath.Avx512Bw, 4) ? IntegerGemmPath.Avx512Bw : IsSupported(IntegerGemmPath.AvxVnni, 4) ? IntegerGemmPath.AvxVnni : IntegerGemmPath.Portable
+        : IsSupported(IntegerGemmPath.AvxVnni, 8) ? IntegerGemmPath.AvxVnni : IntegerGemmPath.Portable;
+
+    public static bool IsSupported(IntegerGemmPath path, int bits) => path switch
+    {
+        IntegerGemmPath.Portable => true,
+        IntegerGemmPath.Avx512Bw => bits == 4 && Avx512BW.IsSupported && Vector512.IsHardwareAccelerated,
+        IntegerGemmPath.AvxVnni => AvxVnni.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>One GEMM call: operands as raw pointers, and the tiling.</summary>
+    internal struct Problem
+    {
+        public byte* Weights;
+        public float* Scales;
+        public float* Up;
+        public long PanelWeightBytes;
+        public int PanelScaleFloats, PanelUpFloats;
+        public int PaddedK, Groups, GroupSize, PaddedRank;
+        public sbyte* A;
+        public float* ActivationScales;
+        public int* Corrections;
+        public float* LowRank;
+        public int M, N;
+        public float* Bias;
+        public float* C;
+        public int Ldc;
+        public float* Residual;
+        public int Ldr;
+        public int Quads, ColBlocks, MBlocks, NBlocks;
+    }
+
+    /// <summary>
+    /// The micro-kernel: dst[r, j] = Σ_g sx · sw · (dot − corr) for rows [row0, row0 + rows) (rows ≤ 4) and outputs
+    /// [16 · panel0, 16 · panel0 + cols) (cols ≤ 32); dst is a 4 x 32 block (row stride 32), entries past rows/cols
+    /// unspecified.
+    /// </summary>
+    internal interface IMicroKernel
+    {
+        static abstract void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst);
+    }
+
+    public static void Run(IntegerMatrix w, in QuantizedActivations a, int m, float* bias, float* c, int ldc, float* residual, int ldr, IntegerGemmPath path)
+    {
+        var p = new Problem
+        {
+            Weights = w.PanelWeights(0), Scales = w.PanelScales(0), Up = w.PaddedRank > 0 ? w.PanelUp(0) : null,
+            PanelWeightBytes = w.PanelWeights(1) - w.PanelWeights(0),
+            PanelScaleFloats = w.Groups * IntegerMatrix.PanelWidth, PanelUpFloats = w.PaddedRank * IntegerMatrix.PanelWidth,
+            PaddedK = w.PaddedK, Groups = w.Groups, GroupSize = w.GroupSize, PaddedRank = w.PaddedRank,
+            A = a.Codes, ActivationScales = a.Scales, Corrections = a.Corrections, LowRank = a.LowRank,
+            M = m, N = w.N, Bias = bias, C = c, Ldc = ldc, Residual = residual, Ldr = ldr,
+        };
+        var scheduler = ThreadScheduler.Current;
+        Plan(ref p, scheduler.ThreadCount);
+        int tiles = p.MBlocks * p.NBlocks;
+        switch (path)
+        {
+            case IntegerGemmPath.Avx512Bw: scheduler.For(tiles, &Tile<Int4Avx512BwMicroKernel>, &p); break;
+            case IntegerGemmPath.AvxVnni when w.Bits == 4: scheduler.For(tiles, &Tile<Int4AvxVnniMicroKernel>, &p); break;
+            case IntegerGemmPath.AvxVnni: scheduler.For(tiles, &Tile<Int8AvxVnniMicroKernel>, &p); break;
+            default:
+                if (w.Bits == 4) scheduler.For(tiles, &Tile<Int4PortableMicroKernel>, &p);
+                else scheduler.For(tiles, &Tile<Int8PortableMicroKernel>, &p);
+                break;
+        }
+    }
+
+    /// <summary>Tiles of at most 16 row quads x 4 column blocks; at least two per thread when the shape allows (N split
+    /// first, so small-M products share the weight stream), a tile-row count that is a multiple of the threads.</summary>
+    private static void Plan(ref Problem p, int threads)
+    {
+        int quads = (p.M + Rows - 1) / Rows;
+        int colBlocks = (p.N + Cols - 1) / Cols;
+        int mBlocks = (quads + MaxQuadsPerTile - 1) / MaxQuadsPerTile;
+        int nBlocks = (colBlocks + MaxColBlocksPerTile - 1) / MaxColBlocksPerTile;
+        int want = threads == 1 ? 1 : 2 * threads;
+        if (mBlocks * nBlocks < want) nBlocks = Math.Min(colBlocks, (want + mBlocks - 1) / mBlocks);
+        if (mBlocks * nBlocks < want) mBlocks = Math.Min(quads, (want + nBlocks - 1) / nBlocks);
+        if (mBlocks >= threads && mBlocks % threads != 0) mBlocks = Math.Min(quads, (mBlocks + threads - 1) / threads * threads);
+        p.Quads = quads;
+        p.ColBlocks = colBlocks;
+        p.MBlocks = mBlocks;
+        p.NBlocks = nBlocks;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile<TK>(void* context, int index) where TK : struct, IMicroKernel
+    {
+        ref Problem p = ref Unsafe.AsRef<Problem>(context);
+        var (q0, q1) = ThreadScheduler.Partition(p.Quads, p.MBlocks, index / p.NBlocks);
+        var (b0, b1) = ThreadScheduler.Partition(p.ColBlocks, p.NBlocks, index % p.NBlocks);
+        float* tile = stackalloc float[Rows * Cols];
+        for (int block = b0; block < b1; block++)
+        {
+            int col0 = block * Cols, cols = Math.Min(Cols, p.N - col0);
+            for (int quad = q0; quad < q1; quad++)
+            {
+                int row0 = quad * Rows, rows = Math.Min(Rows, p.M - row0);
+                TK.Compute(ref p, row0, rows, 2 * block, cols, tile);
+                Epilogue(ref p, tile, row0, rows, col0, cols);
+            }
+        }
+    }
+
+    /// <summary>c = tile + Σ_j lowRank[r, j] · up[j, n] (j in order) + bias + residual, for a rows x cols block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Epilogue(ref Problem p, float* tile, int row0, int rows, int col0, int cols)
+    {
+        int rank = p.PaddedRank;
+        for (int r = 0; r < rows; r++)
+        {
+            int row = row0 + r;
+            float* lora = rank > 0 ? p.LowRank + (long)row * rank : null;
+            float* dst = p.C + (long)row * p.Ldc + col0;
+            float* res = p.Residual != null ? p.Residual + (long)row * p.Ldr + col0 : null;
+            for (int half = 0; half * IntegerMatrix.PanelWidth < cols; half++)
+            {
+                int c0 = half * IntegerMatrix.PanelWidth, lanes = Math.Min(IntegerMatrix.PanelWidth, cols - c0);
+                float* t = tile + r * Cols + c0;
+                float* up = lora != null ? p.Up + (long)(col0 / IntegerMatrix.PanelWidth + half) * p.PanelUpFloats : null;
+                if (lanes == IntegerMatrix.PanelWidth && Vector512.IsHardwareAccelerated)
+                {
+                    var v = Vector512.Load(t);
+                    for (int j = 0; j < rank; j++) v = Vector512.FusedMultiplyAdd(Vector512.Create(lora[j]), Vector512.Load(up + j * IntegerMatrix.PanelWidth), v);
+                    if (p.Bias != null) v += Vector512.Load(p.Bias + col0 + c0);
+                    if (res != null) v += Vector512.Load(res + c0);
+                    v.Store(dst + c0);
+                    continue;
+                }
+                for (int i = 0; i < lanes; i++)
+                {
+                    float v = t[i];
+                    for (int j = 0; j < rank; j++) v = MathF.FusedMultiplyAdd(lora[j], up[j * IntegerMatrix.PanelWidth + i], v);
+                    if (p.Bias != null) v += p.Bias[col0 + c0 + i];
+                    if (res != null) v += res[c0 + i];
+                    dst[c0 + i] = v;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+using System.Runtime.InteropServices;
+
+namespace DiffusionSharp.Kernels.Quant;
+
+/// <summary>
+/// Integer weights AND integer activations (W4A4 as SVDQuant runs it, or W8A8), packed for <see cref="IntegerGemm"/>:
+/// <code>
+/// x̂ = x / λ                                          (smoothing, per input; none = 1)
+/// y[n] = Σ_g sx[g] · sw[n, g] · Σ_{k in g} qx[k] · qw[n, k]   (the integer GEMM, dequantized per group)
+///      + Σ_j (x̂ · down)[j] · up[n, j]                  (the low-rank branch, rank r; none = 0)
+///      + bias[n]
+/// </code>
+/// qx, sx: the activations quantized at run time per row and group (<see cref="ActivationQuantizer"/>); qw, sw: the
+/// stored weights, symmetric, one scale per output and group of <see cref="GroupSize"/> inputs (W4A4; 64 in SVDQuant)
+/// or per output channel (W8A8: one group spanning the row).
+/// <para>
+/// Packed layout (K padded with zeros to <see cref="PaddedK"/>, a multiple of the group and of 64; N to panels of
+/// <see cref="PanelWidth"/> outputs):
+/// 4-bit weights: panel p, octet o (inputs 8o..8o+7) is 64 bytes; byte 4c + j holds output 16p + c: input 8o + j in
+/// the low nibble, 8o + 4 + j in the high nibble, each stored as w + 8 in [0, 15]. 8-bit weights: panel p, quad q
+/// (inputs 4q..4q+3) is 64 bytes; byte 4c + j is w[16p + c, 4q + j] + 128. So a 512-bit load is one octet (one quad)
+/// of 16 outputs, lanes of 4 consecutive inputs per output — the operand of vpmaddubsw / vpdpbusd. Weight scales:
+/// [panel][group][16] floats. Low-rank: down [K][r16] (r16 = r rounded up to 16, zeros past r), up [panel][r16][16].
+/// </para>
+/// </summary>
+public sealed unsafe class IntegerMatrix : QuantizedMatrix
+{
+    /// <summary>Outputs per panel: the int32 lanes of one 512-bit register.</summary>
+    public const int PanelWidth = 16;
+
+    /// <summary>K is padded to a multiple of this (and of the group).</summary>
+    public const int KAlignment = 64;
+
+    private byte* _weights;
+    private float* _scales;
+    private float* _invSmooth;
+    private float* _down;
+    private float* _up;
+    private readonly long _byteSize;
+
+    /// <summary>Bits of weights and activations: 4 or 8.</summary>
+    public int Bits { get; }
+
+    /// <summary>Inputs per quantization group (W8A8: <see cref="PaddedK"/>, one group per row).</summary>
+    public int GroupSize { get; }
+
+    public int PaddedK { get; }
+    public int Groups => PaddedK / GroupSize;
+    public int Rank { get; }
+    internal int PaddedRank { get; }
+    public int PanelCount => (N + PanelWidth - 1) / PanelWidth;
+    public bool HasSmoothing => _invSmooth != null;
+
+    /// <summary>Largest activation code: 7 (4-bit) or 127 (8-bit); codes are symmetric, [-max, max].</summary>
+    public int ActivationMax => Bits == 4 ? 7 : 127;
+
+    /// <summary>The bias added to stored weights to make them unsigned bytes: 8 (4-bit) or 128 (8-bit).</summary>
+    internal int WeightOffset => Bits == 4 ? 8 : 128;
+
+    public override string Format => Bits == 4 ? "w4a4" : "w8a8";
+    public override long ByteSize => _byteSize;
+
+    /// <summary>
+    /// W4A4: <paramref name="weights"/> [n, k] int4 codes in [-8, 7], <paramref name="scales"/> [n, ceil(k / groupSize)];
+    /// <paramref name="smooth"/> λ [k] (empty: none); <paramref name="down"/> [k, rank] and <paramref name="up"/> [n, rank]
+    /// (rank 0: no low-rank branch). <paramref name="groupSize"/> is a multiple of 16 from 16 to 256.
+    /// </summary>
+    public static IntegerMatrix W4A4(int n, int k, int groupSize, ReadOnlySpan<sbyte> weights, ReadOnlySpan<float> scales,
+        ReadOnlySpan<float> smooth, int rank, ReadOnlySpan<float> down, ReadOnlySpan<float> up)
+    {
+        if (groupSize < 16 || groupSize > 256 || groupSize % 16 != 0)
+            throw new ArgumentException($"The W4A4 group size must be a multiple of 16 from 16 to 256, got {groupSize}.", nameof(groupSize));
+        return new IntegerMatrix(4, n, k, groupSize, weights, scales, smooth, rank, down, up);
+    }
+
+    /// <summary>W8A8: <paramref name="weights"/> [n, k] int8 codes, <paramref name="scales"/> [n] (per output channel).</summary>
+    public static IntegerMatrix W8A8(int n, int k, ReadOnlySpan<sbyte> weights, ReadOnlySpan<float> scales,
+        ReadOnlySpan<float> smooth = default, int rank = 0, ReadOnlySpan<float> down = default, ReadOnlySpan<float> up = default)
+        => new(8, n, k, 0, weights, scales, smooth, rank, down, up);
+
+    private IntegerMatrix(int bits, int n, int k, int groupSize, ReadOnlySpan<sbyte> weights, ReadOnlySpan<float> scales,
+        ReadOnlySpan<float> smooth, int rank, ReadOnlySpan<float> down, ReadOnlySpan<float> up) : base(n, k)
+    {
+        Bits = bits;
+        PaddedK = RoundUp(k, bits == 4 ? Math.Max(KAlignment, groupSize) : KAlignment);
+        if (bits == 4 && PaddedK % groupSize != 0) PaddedK = RoundUp(PaddedK, groupSize);
+        GroupSize = bits == 4 ? groupSize : PaddedK;
+        Rank = rank;
+        PaddedRank = RoundUp(rank, 16);
+        int groups = Groups, logicalGroups = bits == 4 ? (k + groupSize - 1) / groupSize : 1;
+        if (weights.Length != (long)n * k) throw new ArgumentException($"Weights hold {weights.Length} codes; [{n}, {k}] needs {(long)n * k}.", nameof(weights));
+        if (scales.Length != (long)n * logicalGroups) throw new ArgumentException($"Scales hold {scales.Length} values; [{n}, {logicalGroups}] needed.", nameof(scales));
+        if (!smooth.IsEmpty && smooth.Length != k) throw new ArgumentException($"Smoothing holds {smooth.Length} values; {k} needed.", nameof(smooth));
+        if (rank < 0 || down.Length != (long)k * rank || up.Length != (long)n * rank)
+            throw new ArgumentException($"Low-rank factors of rank {rank} must be [{k}, {rank}] and [{n}, {rank}], got {down.Length} and {up.Length} values.");
+        int min = bits == 4 ? -8 : -128, max = bits == 4 ? 7 : 127;
+        foreach (sbyte w in weights)
+            if (w < min || w > max) throw new ArgumentException($"A {bits}-bit weight code is {w}, outside [{min}, {max}].", nameof(weights));
+        foreach (float s in scales)
+            if (!(s >= 0) || !float.IsFinite(s)) throw new ArgumentException($"A weight scale is {s}; scales must be finite and not negative.", nameof(scales));
+        foreach (float l in smooth)
+            if (!(l > 0) || !float.IsFinite(l)) throw new ArgumentException($"A smoothing factor is {l}; factors must be finite and positive.", nameof(smooth));
+        CheckFinite(down, nameof(down));
+        CheckFinite(up, nameof(up));
+
+        int panels = PanelCount;
+        long weightBytes = (long)panels * PanelWidth * PaddedK * bits / 8;
+        long scaleFloats = (long)panels * groups * PanelWidth;
+        long downFloats = (long)k * PaddedRank, upFloats = (long)panels * PaddedRank * PanelWidth;
+        try
+        {
+            _weights = (byte*)Alloc(weightBytes);
+            _scales = (float*)Alloc(scaleFloats * sizeof(float));
+            PackWeights(weights, n, k);
+            new Span<float>(_scales, checked((int)scaleFloats)).Clear();
+            for (int o = 0; o < n; o++)
+            for (int g = 0; g < logicalGroups; g++)
+                _scales[((long)(o / PanelWidth) * groups + g) * PanelWidth + o % PanelWidth] = scales[o * logicalGroups + g];
+            if (!smooth.IsEmpty)
+            {
+                _invSmooth = (float*)Alloc((long)k * sizeof(float));
+                for (int i = 0; i < k; i++) _invSmooth[i] = 1f / smooth[i];
+            }
+            if (rank > 0)
+            {
+                _down = (float*)Alloc(downFloats * sizeof(float));
+                _up = (float*)Alloc(upFloats * sizeof(float));
+                new Span<float>(_down, checked((int)downFloats)).Clear();
+                new Span<float>(_up, checked((int)upFloats)).Clear();
+                for (int i = 0; i < k; i++)
+                for (int j = 0; j < rank; j++)
+                    _down[(long)i * PaddedRank + j] = down[i * rank + j];
+                for (int o = 0; o < n; o++)
+                for (int j = 0; j < rank; j++)
+                    _up[((long)(o / PanelWidth) * PaddedRank + j) * PanelWidth + o % PanelWidth] = up[o * rank + j];
+            }
+        }
+        catch
+        {
+            Free();
+            throw;
+        }
+        _byteSize = weightBytes + scaleFloats * sizeof(float) + (_invSmooth != null ? (long)k * sizeof(float) : 0)
+            + (rank > 0 ? (downFloats + upFloats) * sizeof(float) : 0);
+    }
+
+    private void PackWeights(ReadOnlySpan<sbyte> weights, int n, int k)
+    {
+        int panels = PanelCount, kp = PaddedK, offset = WeightOffset;
+        int Code(ReadOnlySpan<sbyte> w, int o, int i) => (o < n && i < k ? w[o * k + i] : 0) + offset;
+        byte* dst = _weights;
+        for (int p = 0; p < panels; p++)
+        {
+            if (Bits == 4)
+            {
+                for (int oct = 0; oct < kp / 8; oct++, dst += 64)
+                for (int c = 0; c < PanelWidth; c++)
+                for (int j = 0; j < 4; j++)
+                {
+                    int o = p * PanelWidth + c;
+                    dst[4 * c + j] = (byte)(Code(weights, o, 8 * oct + j) | (Code(weights, o, 8 * oct + 4 + j) << 4));
+                }
+            }
+            else
+            {
+                for (int quad = 0; quad < kp / 4; quad++, dst += 64)
+                for (int c = 0; c < PanelWidth; c++)
+                for (int j = 0; j < 4; j++)
+                    dst[4 * c + j] = (byte)Code(weights, p * PanelWidth + c, 4 * quad + j);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ packed data, for the kernels
+
+    /// <summary>Packed weights of panel <paramref name="panel"/>: PaddedK * 8 (4-bit) or PaddedK * 16 (8-bit) bytes.</summary>
+    internal byte* PanelWeights(int panel) => _weights + (long)panel * PanelWidth * PaddedK * Bits / 8;
+
+    /// <summary>Weight scales of panel <paramref name="panel"/>: [Groups][16].</summary>
+    internal float* PanelScales(int panel) => _scales + (long)panel * Groups * PanelWidth;
+
+    /// <summary>1/λ [K], or null without smoothing.</summary>
+    internal float* InvSmooth => _invSmooth;
+
+    /// <summary>The low-rank down projection [K][PaddedRank] (applied to x̂), or null.</summary>
+    internal float* Down => _down;
+
+    /// <summary>Up projection of panel <paramref name="panel"/>: [PaddedRank][16].</summary>
+    internal float* PanelUp(int panel) => _up + (long)panel * PaddedRank * PanelWidth;
+
+    // ------------------------------------------------------------------ logical values, for references and tests
+
+    /// <summary>Weight code w[n, k] (0 in the padding).</summary>
+    public int Weight(int n, int k)
+    {
+        int p = n / PanelWidth, c = n % PanelWidth;
+        byte* w = PanelWeights(p);
+        if (Bits == 8) return w[(long)(k / 4) * 64 + 4 * c + k % 4] - 128;
+        byte b = w[(long)(k / 8) * 64 + 4 * c + k % 4];
+        return ((k % 8) < 4 ? b & 0x0F : b >> 4) - 8;
+    }
+
+    public float Scale(int n, int group) => PanelScales(n / PanelWidth)[group * PanelWidth + n % PanelWidth];
+
+    /// <summary>1/λ[k] (1 without smoothing).</summary>
+    public float InvSmoothAt(int k) => _invSmooth != null ? _invSmooth[k] : 1f;
+
+    public float DownAt(int k, int j) => _down[(long)k * PaddedRank + j];
+
+    public float UpAt(int n, int j) => PanelUp(n / PanelWidth)[j * PanelWidth + n % PanelWidth];
+
+    // ------------------------------------------------------------------ forward
+
+    protected override void ForwardFast(in ActivationRows rows, int m, float* bias, float* c, int ldc, float* residual, int ldr)
+        => Forward(rows, m, bias, c, ldc, residual, ldr, IntegerGemm.BestPath(Bits));
+
+    /// <summary><see cref="QuantizedMatrix.Forward"/> on a chosen kernel path (tests sweep every supported one).</summary>
+    internal void Forward(in ActivationRows rows, int m, float* bias, float* c, int ldc, float* residual, int ldr, IntegerGemmPath path)
+    {
+        Validate(rows, m, ldc, residual, ldr);
+        if (m == 0) return;
+        if (!IntegerGemm.IsSupported(path, Bits)) throw new PlatformNotSupportedException($"The {path} path cannot run {Format} on this machine.");
+        var a = new QuantizedActivations(m, this);
+        ActivationQuantizer.Quantize(rows, m, this, a, vectorized: path != IntegerGemmPath.Portable);
+        IntegerGemm.Run(this, a, m, bias, c, ldc, residual, ldr, path);
+    }
+
+    protected override void ReferenceRow(float* x, float* bias, float* y, float* residual)
+    {
+        int groups = Groups;
+        var q = new sbyte[PaddedK];
+        var scales = new float[groups];
+        var lora = new double[Rank];
+        ActivationQuantizer.QuantizeRowReference(x, this, q, scales, lora);
+        for (int o = 0; o < N; o++)
+        {
+            double sum = 0;
+            for (int g = 0; g < groups; g++)
+            {
+                long dot = 0;
+                for (int i = g * GroupSize; i < (g + 1) * GroupSize; i++) dot += q[i] * Weight(o, i);
+                sum += (double)scales[g] * Scale(o, g) * dot;
+            }
+            for (int j = 0; j < Rank; j++) sum += lora[j] * UpAt(o, j);
+            if (bias != null) sum += bias[o];
+            if (residual != null) sum += residual[o];
+            y[o] = (float)sum;
+        }
+    }
+
+    private static void CheckFinite(ReadOnlySpan<float> values, string name)
+    {
+        foreach (float v in values)
+            if (!float.IsFinite(v)) throw new ArgumentException($"{name} holds {v}; values must be finite.", name);
+    }
+
+    private static int RoundUp(int value, int multiple) => checked((value + multiple - 1) / multiple * multiple);
+
+    private static void* Alloc(long bytes) => NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
+
+    protected override void Free()
+    {
+        if (_weights != null) NativeMemory.AlignedFree(_weights);
+        if (_scales != null) NativeMemory.AlignedFree(_scales);
+        if (_invSmooth != null) NativeMemory.AlignedFree(_invSmooth);
+        if (_down != null) NativeMemory.AlignedFree(_down);
+        if (_up != null) NativeMemory.AlignedFree(_up);
+        _weights = null;
+        _scales = null;
+        _invSmooth = null;
+        _down = null;
+        _up = null;
+    }
+}
