@@ -25,6 +25,9 @@ internal static unsafe class ActivationQuantizer
 {
     private const int RowsPerChunk = 16;
 
+    /// <summary>Rows whose low-rank sums run together: 4 rows x 2 vectors = 8 independent FMA chains for rank 32.</summary>
+    private const int LowRankRows = 4;
+
     /// <summary>Groups whose largest magnitude is below this quantize to zero (qmax / a would overflow near 2e-38).</summary>
     private const float MinMagnitude = 1e-30f;
 
@@ -55,18 +58,26 @@ internal static unsafe class ActivationQuantizer
     {
         ref Args a = ref Unsafe.AsRef<Args>(context);
         float* gather = a.Rows.IsContiguous ? null : Scratch.Floats(ScratchSlot.QuantRow, a.K);
-        float* smoothed = Scratch.Floats(ScratchSlot.QuantSmoothed, a.PaddedK);
+        float* smoothed = Scratch.Floats(ScratchSlot.QuantSmoothed, (long)LowRankRows * a.PaddedK);
         int end = Math.Min(a.M, (chunk + 1) * RowsPerChunk);
-        for (int r = chunk * RowsPerChunk; r < end; r++)
+        for (int r0 = chunk * RowsPerChunk; r0 < end; r0 += LowRankRows)
         {
-            float* x = a.Rows.Row(r, gather);
-            sbyte* q = a.Out.Codes + (long)r * a.PaddedK;
-            float* s = a.Out.Scales + (long)r * a.Groups;
-            int* corr = a.Out.Corrections + (long)r * a.Groups;
-            float* lora = a.PaddedRank > 0 ? a.Out.LowRank + (long)r * a.PaddedRank : null;
-            Smooth(x, ref a, smoothed);
-            if (a.Vectorized) RowAvx512(ref a, smoothed, q, s, corr, lora);
-            else RowScalar(ref a, smoothed, q, s, corr, lora);
+            int rows = Math.Min(LowRankRows, end - r0);
+            for (int i = 0; i < rows; i++)
+            {
+                int r = r0 + i;
+                float* xh = smoothed + (long)i * a.PaddedK;
+                Smooth(a.Rows.Row(r, gather), ref a, xh);
+                sbyte* q = a.Out.Codes + (long)r * a.PaddedK;
+                float* s = a.Out.Scales + (long)r * a.Groups;
+                int* corr = a.Out.Corrections + (long)r * a.Groups;
+                if (a.Vectorized) CodesAvx512(ref a, xh, q, s, corr);
+                else CodesScalar(ref a, xh, q, s, corr);
+            }
+            if (a.PaddedRank == 0) continue;
+            float* lora = a.Out.LowRank + (long)r0 * a.PaddedRank;
+            if (a.Vectorized) LowRankAvx512(ref a, smoothed, rows, lora);
+            else LowRankScalar(ref a, smoothed, rows, lora);
         }
     }
 
@@ -87,7 +98,7 @@ internal static unsafe class ActivationQuantizer
         new Span<float>(smoothed + k, a.PaddedK - k).Clear();
     }
 
-    private static void RowScalar(ref Args a, float* xh, sbyte* q, float* s, int* corr, float* lora)
+    private static void CodesScalar(ref Args a, float* xh, sbyte* q, float* s, int* corr)
     {
         int gs = a.GroupSize;
         for (int g = 0; g < a.Groups; g++)
@@ -105,12 +116,21 @@ internal static unsafe class ActivationQuantizer
             }
             corr[g] = a.WeightOffset * sum;
         }
-        if (lora == null) return;
+    }
+
+    /// <summary>lowRank[r, j] = Σ_k x̂[r, k] · down[k, j] for <paramref name="rows"/> rows of <paramref name="xh"/> (PaddedK apart).</summary>
+    private static void LowRankScalar(ref Args a, float* xh, int rows, float* lora)
+    {
         int rank = a.PaddedRank;
-        new Span<float>(lora, rank).Clear();
-        for (int i = 0; i < a.K; i++)
-        for (int j = 0; j < rank; j++)
-            lora[j] = MathF.FusedMultiplyAdd(xh[i], a.Down[(long)i * rank + j], lora[j]);
+        for (int r = 0; r < rows; r++)
+        {
+            float* x = xh + (long)r * a.PaddedK;
+            float* l = lora + (long)r * rank;
+            new Span<float>(l, rank).Clear();
+            for (int i = 0; i < a.K; i++)
+            for (int j = 0; j < rank; j++)
+                l[j] = MathF.FusedMultiplyAdd(x[i], a.Down[(long)i * rank + j], l[j]);
+        }
     }
 
     /// <summary>The group's scale and the multiplier that maps its values to codes (0 for an all-zero or non-finite group).</summary>
@@ -129,7 +149,7 @@ internal static unsafe class ActivationQuantizer
         => inverse == 0f ? 0 : Math.Clamp((int)MathF.Round(v * inverse, MidpointRounding.ToEven), -qmax, qmax);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowAvx512(ref Args a, float* xh, sbyte* q, float* s, int* corr, float* lora)
+    private static void CodesAvx512(ref Args a, float* xh, sbyte* q, float* s, int* corr)
     {
         int gs = a.GroupSize;
         var hi = Vector512.Create(a.ActivationMax);
@@ -157,29 +177,52 @@ internal static unsafe class ActivationQuantizer
             }
             corr[g] = a.WeightOffset * Vector512.Sum(sum);
         }
-        if (lora == null) return;
-        int rank = a.PaddedRank;
-        float* down = a.Down;
-        if (rank == 32)
+    }
+
+    /// <summary>The low-rank sums of up to 4 rows, 16 ranks at a time: per input one load of down shared by the rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void LowRankAvx512(ref Args a, float* xh, int rows, float* lora)
+    {
+        int rank = a.PaddedRank, kp = a.PaddedK;
+        float* x0 = xh, x1 = rows > 1 ? xh + kp : xh, x2 = rows > 2 ? xh + 2 * kp : xh, x3 = rows > 3 ? xh + 3 * kp : xh;
+        float* sink = stackalloc float[32];
+        for (int j = 0; j < rank; j += 32)
         {
-            Vector512<float> l0 = default, l1 = default;
-            for (int i = 0; i < a.K; i++, down += 32)
+            bool two = j + 16 < rank;
+            Vector512<float> l00 = default, l01 = default, l10 = default, l11 = default;
+            Vector512<float> l20 = default, l21 = default, l30 = default, l31 = default;
+            float* d = a.Down + j;
+            for (int i = 0; i < a.K; i++, d += rank)
             {
-                var xi = Vector512.Create(xh[i]);
-                l0 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(down), l0);
-                l1 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(down + 16), l1);
+                var d0 = Vector512.Load(d);
+                var d1 = two ? Vector512.Load(d + 16) : default;
+                var v0 = Vector512.Create(x0[i]);
+                var v1 = Vector512.Create(x1[i]);
+                var v2 = Vector512.Create(x2[i]);
+                var v3 = Vector512.Create(x3[i]);
+                l00 = Vector512.FusedMultiplyAdd(v0, d0, l00);
+                l10 = Vector512.FusedMultiplyAdd(v1, d0, l10);
+                l20 = Vector512.FusedMultiplyAdd(v2, d0, l20);
+                l30 = Vector512.FusedMultiplyAdd(v3, d0, l30);
+                if (two)
+                {
+                    l01 = Vector512.FusedMultiplyAdd(v0, d1, l01);
+                    l11 = Vector512.FusedMultiplyAdd(v1, d1, l11);
+                    l21 = Vector512.FusedMultiplyAdd(v2, d1, l21);
+                    l31 = Vector512.FusedMultiplyAdd(v3, d1, l31);
+                }
             }
-            l0.Store(lora);
-            l1.Store(lora + 16);
-            return;
+            StoreRanks(lora + j, l00, l01, two);
+            StoreRanks(rows > 1 ? lora + rank + j : sink, l10, l11, two);
+            StoreRanks(rows > 2 ? lora + 2 * rank + j : sink, l20, l21, two);
+            StoreRanks(rows > 3 ? lora + 3 * rank + j : sink, l30, l31, two);
         }
-        for (int j = 0; j < rank; j += 16)
-        {
-            var l = Vector512<float>.Zero;
-            for (int i = 0; i < a.K; i++)
-                l = Vector512.FusedMultiplyAdd(Vector512.Create(xh[i]), Vector512.Load(down + (long)i * rank + j), l);
-            l.Store(lora + j);
-        }
+    }
+
+    private static void StoreRanks(float* dst, Vector512<float> v0, Vector512<float> v1, bool two)
+    {
+        v0.Store(dst);
+        if (two) v1.Store(dst + 16);
     }
 
     /// <summary>The largest lane; NaN when any lane is NaN (like a chain of <see cref="MathF.Max(float, float)"/>).</summary>

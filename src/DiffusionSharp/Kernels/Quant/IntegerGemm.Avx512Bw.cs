@@ -13,7 +13,8 @@ internal static unsafe partial class IntegerGemm
     /// the u8 operands of two <c>vpmaddubsw</c> against 4 broadcast activation codes each (s8), whose int16 pair sums
     /// accumulate (<c>vpaddw</c>) over the whole group: at most 64 pairs of 15 x 7 per lane and group of 256, so no
     /// overflow. At the group's end <c>vpmaddwd</c> with ones widens to int32, the correction is subtracted, and one FMA
-    /// adds sum x (sw x sx) to the fp32 accumulator. Registers: 8 int16 + 8 fp32 accumulators, 4 unpacked weights, 2
+    /// adds sum x (sw x sx) to the fp32 accumulator; after the last group the rank-r up projection runs on the same
+/// accumulators (one broadcast and two FMAs per row and j). Registers: 8 int16 + 8 fp32 accumulators, 4 unpacked weights, 2
     /// broadcasts. (.NET 10 has no 512-bit <c>vpdpbusd</c> intrinsic; this pair does the same 64 multiply-adds per
     /// instruction pair.) Measured speed: docs/QUANTIZATION.md.
     /// </summary>
@@ -81,6 +82,20 @@ internal static unsafe partial class IntegerGemm
                 if (TR.Value > 2) Finish<TV>(i20, i21, corr[2 * groups + g], sa[2 * groups + g], sw0, sw1, ones, ref f20, ref f21);
                 if (TR.Value > 3) Finish<TV>(i30, i31, corr[3 * groups + g], sa[3 * groups + g], sw0, sw1, ones, ref f30, ref f31);
             }
+            if (p.PaddedRank > 0)
+            {
+                float* lora = p.LowRank + (long)row0 * p.PaddedRank;
+                float* u0 = p.Up + (long)panel0 * p.PanelUpFloats, u1 = u0 + p.PanelUpFloats;
+                for (int j = 0; j < p.PaddedRank; j++, u0 += IntegerMatrix.PanelWidth, u1 += IntegerMatrix.PanelWidth)
+                {
+                    var up0 = Vector512.Load(u0);
+                    var up1 = TV.Value > 1 ? Vector512.Load(u1) : default;
+                    UpStep<TV>(lora[j], up0, up1, ref f00, ref f01);
+                    if (TR.Value > 1) UpStep<TV>(lora[p.PaddedRank + j], up0, up1, ref f10, ref f11);
+                    if (TR.Value > 2) UpStep<TV>(lora[2 * p.PaddedRank + j], up0, up1, ref f20, ref f21);
+                    if (TR.Value > 3) UpStep<TV>(lora[3 * p.PaddedRank + j], up0, up1, ref f30, ref f31);
+                }
+            }
             Store<TV>(dst, f00, f01);
             if (TR.Value > 1) Store<TV>(dst + Cols, f10, f11);
             if (TR.Value > 2) Store<TV>(dst + 2 * Cols, f20, f21);
@@ -106,6 +121,15 @@ internal static unsafe partial class IntegerGemm
             var c = Vector512.Create(corr);
             f0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Avx512BW.MultiplyAddAdjacent(i0, ones) - c), sw0 * sx, f0);
             if (TV.Value > 1) f1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Avx512BW.MultiplyAddAdjacent(i1, ones) - c), sw1 * sx, f1);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void UpStep<TV>(float lora, Vector512<float> up0, Vector512<float> up1, ref Vector512<float> f0, ref Vector512<float> f1)
+            where TV : struct, IConstant
+        {
+            var l = Vector512.Create(lora);
+            f0 = Vector512.FusedMultiplyAdd(l, up0, f0);
+            if (TV.Value > 1) f1 = Vector512.FusedMultiplyAdd(l, up1, f1);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

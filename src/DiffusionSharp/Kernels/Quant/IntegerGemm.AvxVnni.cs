@@ -51,6 +51,7 @@ internal static unsafe partial class IntegerGemm
             if (TR.Value > 1) Finish(c10, c11, p.Corrections[row0 + 1], p.ActivationScales[row0 + 1], sw0, sw1, dst + Cols);
             if (TR.Value > 2) Finish(c20, c21, p.Corrections[row0 + 2], p.ActivationScales[row0 + 2], sw0, sw1, dst + 2 * Cols);
             if (TR.Value > 3) Finish(c30, c31, p.Corrections[row0 + 3], p.ActivationScales[row0 + 3], sw0, sw1, dst + 3 * Cols);
+            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, row0 + r, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -132,6 +133,7 @@ internal static unsafe partial class IntegerGemm
                 if (TR.Value > 2) Finish(c20, c21, corr[2 * groups + g], sa[2 * groups + g], sw0, sw1, dst + 2 * Cols);
                 if (TR.Value > 3) Finish(c30, c31, corr[3 * groups + g], sa[3 * groups + g], sw0, sw1, dst + 3 * Cols);
             }
+            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, row0 + r, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -35,6 +35,8 @@ internal static unsafe partial class IntegerGemm
                     }
                     dst[r * Cols + c] = acc;
                 }
+                for (int v = 0; v * IntegerMatrix.PanelWidth < cols; v++)
+                    LowRankUp(ref p, row0 + r, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
             }
         }
     }
@@ -61,6 +63,8 @@ internal static unsafe partial class IntegerGemm
                     }
                     dst[r * Cols + c] = MathF.FusedMultiplyAdd(dot - corr, p.Scales[(long)panel * p.PanelScaleFloats + lane] * sa, 0f);
                 }
+                for (int v = 0; v * IntegerMatrix.PanelWidth < cols; v++)
+                    LowRankUp(ref p, row0 + r, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
             }
         }
     }

@@ -28,8 +28,8 @@ public enum IntegerGemmPath
 /// The quantized activations come from <see cref="ActivationQuantizer"/> (corr = offset · Σ_{k in g} qx[m, k], so
 /// the bracket is the exact signed dot product). Work: tiles of up to 16 x 4 row quads by 4 x 32 outputs; per tile, for
 /// each 32-output column block (two weight panels, which stay in L1/L2 across the tile) the micro-kernel runs down the
-/// row quads, computing a 4 x 32 block over all of K, then the epilogue adds the low-rank term, bias and residual and
-/// writes C once. Integer sums are exact and the float operations per output are the same on every path and for every
+/// row quads, computing a 4 x 32 block over all of K and the rank-r up projection on its accumulators (8 independent
+/// FMA chains), then the epilogue adds bias and residual and writes C once. Integer sums are exact and the float operations per output are the same on every path and for every
 /// tiling (fp32: per group one FMA of the converted sum; then the rank FMAs in j order, bias, residual), so the
 /// results are bitwise identical across threads, tiles and instruction sets.
 /// </summary>
@@ -79,9 +79,9 @@ internal static unsafe partial class IntegerGemm
     }
 
     /// <summary>
-    /// The micro-kernel: dst[r, j] = Σ_g sx · sw · (dot − corr) for rows [row0, row0 + rows) (rows ≤ 4) and outputs
-    /// [16 · panel0, 16 · panel0 + cols) (cols ≤ 32); dst is a 4 x 32 block (row stride 32), entries past rows/cols
-    /// unspecified.
+    /// The micro-kernel: dst[r, n] = Σ_g sx · sw · (dot − corr), then + lowRank[r, j] · up[n, j] for j in order (one FMA
+    /// each), for rows [row0, row0 + rows) (rows ≤ 4) and outputs [16 · panel0, 16 · panel0 + cols) (cols ≤ 32); dst is
+    /// a 4 x 32 block (row stride 32), entries past rows/cols unspecified.
     /// </summary>
     internal interface IMicroKernel
     {
@@ -151,40 +151,49 @@ internal static unsafe partial class IntegerGemm
         }
     }
 
-    /// <summary>c = tile + Σ_j lowRank[r, j] · up[j, n] (j in order) + bias + residual, for a rows x cols block.</summary>
+    /// <summary>c = tile + bias + residual for a rows x cols block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Epilogue(ref Problem p, float* tile, int row0, int rows, int col0, int cols)
     {
-        int rank = p.PaddedRank;
         for (int r = 0; r < rows; r++)
         {
             int row = row0 + r;
-            float* lora = rank > 0 ? p.LowRank + (long)row * rank : null;
+            float* t = tile + r * Cols;
             float* dst = p.C + (long)row * p.Ldc + col0;
             float* res = p.Residual != null ? p.Residual + (long)row * p.Ldr + col0 : null;
-            for (int half = 0; half * IntegerMatrix.PanelWidth < cols; half++)
+            float* bias = p.Bias != null ? p.Bias + col0 : null;
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
             {
-                int c0 = half * IntegerMatrix.PanelWidth, lanes = Math.Min(IntegerMatrix.PanelWidth, cols - c0);
-                float* t = tile + r * Cols + c0;
-                float* up = lora != null ? p.Up + (long)(col0 / IntegerMatrix.PanelWidth + half) * p.PanelUpFloats : null;
-                if (lanes == IntegerMatrix.PanelWidth && Vector512.IsHardwareAccelerated)
+                for (; i <= cols - 16; i += 16)
                 {
-                    var v = Vector512.Load(t);
-                    for (int j = 0; j < rank; j++) v = Vector512.FusedMultiplyAdd(Vector512.Create(lora[j]), Vector512.Load(up + j * IntegerMatrix.PanelWidth), v);
-                    if (p.Bias != null) v += Vector512.Load(p.Bias + col0 + c0);
-                    if (res != null) v += Vector512.Load(res + c0);
-                    v.Store(dst + c0);
-                    continue;
-                }
-                for (int i = 0; i < lanes; i++)
-                {
-                    float v = t[i];
-                    for (int j = 0; j < rank; j++) v = MathF.FusedMultiplyAdd(lora[j], up[j * IntegerMatrix.PanelWidth + i], v);
-                    if (p.Bias != null) v += p.Bias[col0 + c0 + i];
-                    if (res != null) v += res[c0 + i];
-                    dst[c0 + i] = v;
+                    var v = Vector512.Load(t + i);
+                    if (bias != null) v += Vector512.Load(bias + i);
+                    if (res != null) v += Vector512.Load(res + i);
+                    v.Store(dst + i);
                 }
             }
+            for (; i < cols; i++)
+            {
+                float v = t[i];
+                if (bias != null) v += bias[i];
+                if (res != null) v += res[i];
+                dst[i] = v;
+            }
+        }
+    }
+
+    /// <summary>The low-rank up projection of one row on a 16-output accumulator kept in memory (the fallback paths).</summary>
+    private static void LowRankUp(ref Problem p, int row, int panel, float* acc, int lanes)
+    {
+        if (p.PaddedRank == 0) return;
+        float* lora = p.LowRank + (long)row * p.PaddedRank;
+        float* up = p.Up + (long)panel * p.PanelUpFloats;
+        for (int i = 0; i < lanes; i++)
+        {
+            float v = acc[i];
+            for (int j = 0; j < p.PaddedRank; j++) v = MathF.FusedMultiplyAdd(lora[j], up[j * IntegerMatrix.PanelWidth + i], v);
+            acc[i] = v;
         }
     }
 }
