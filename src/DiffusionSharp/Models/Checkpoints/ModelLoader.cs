@@ -7,6 +7,7 @@ using DiffusionSharp.Models.Configs;
 using DiffusionSharp.Models.Unet;
 using DiffusionSharp.Models.Vae;
 using DiffusionSharp.Nn;
+using DiffusionSharp.Quantization;
 using DiffusionSharp.Tokenization;
 
 namespace DiffusionSharp.Models.Checkpoints;
@@ -25,6 +26,13 @@ public sealed record ModelLoadOptions
 
     /// <summary>Load the VAE encoder too (img2img); text-to-image needs only the decoder.</summary>
     public bool LoadVaeEncoder { get; init; }
+
+    /// <summary>
+    /// A quantized UNet file (<c>diffusion quantize</c>) to use instead of the model's own UNet weights; the text
+    /// encoder and VAE still come from the model. (A diffusers folder whose <c>unet/</c> weight file is itself a
+    /// quantized file is recognised without this.)
+    /// </summary>
+    public string? QuantizedUnet { get; init; }
 }
 
 /// <summary>
@@ -104,8 +112,9 @@ public static class ModelLoader
                 CheckDetectedConfigs(path, unetConfig, textConfig, vaeConfig);
             }
             var scheduler = SchedulerConfig.Sd15 with { Prediction = options.Prediction ?? Sampling.ModelPrediction.Epsilon };
+            using var quantized = options.QuantizedUnet is { } q ? QuantizedUnetFile.Open(q) : null;
             var model = Build(path, Path.GetFileNameWithoutExtension(path), family, ClipTokenizer.Default,
-                unetSource, unetConfig, textSource, textConfig, vaeSource, vaeConfig, scheduler, defaults,
+                unetSource, quantized, unetConfig, textSource, textConfig, vaeSource, vaeConfig, scheduler, defaults,
                 options, progress, warnings, stopwatch);
             return model;
         }
@@ -135,6 +144,49 @@ public static class ModelLoader
                 $"and SD 1.5's do not fit its tensors ({e.Message}). Give the folder of its diffusers config.json files " +
                 "(unet/, text_encoder/, vae/) with --model-config.", e);
         }
+    }
+
+    /// <summary>
+    /// The UNet tensors of a model by diffusers key, as <see cref="Load"/> reads them (single file or folder), and the
+    /// files they come from: what <c>diffusion quantize</c> copies into a quantized file. Dispose the source.
+    /// </summary>
+    public static ComponentWeights OpenUnetWeights(string path, out IReadOnlyList<string> files)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                files = WeightFiles(Path.Combine(path, "unet"), "diffusion_pytorch_model");
+                var source = SafetensorsWeightSource.Open(files);
+                return new ComponentWeights(source, source);
+            }
+            var file = SafetensorsFile.Open(path);
+            try
+            {
+                files = [path];
+                return new ComponentWeights(new LdmWeightSource(file, LdmKeyMap.Build(file.Tensors.Select(t => t.Name)), ModelComponent.Unet), file);
+            }
+            catch
+            {
+                file.Dispose();
+                throw;
+            }
+        }
+        catch (Exception e) when (e is FileFormatException or InvalidDataException or IOException)
+        {
+            throw new ModelLoadException(path, $"Cannot read the UNet weights of '{path}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>A component's weights (<see cref="OpenUnetWeights"/>); disposing closes the files under them.</summary>
+    public sealed class ComponentWeights(IWeightSource inner, IDisposable owned) : IWeightSource, IDisposable
+    {
+        public IEnumerable<string> Keys => inner.Keys;
+        public bool Contains(string key) => inner.Contains(key);
+        public long[] GetShape(string key) => inner.GetShape(key);
+        public void Read(string key, Span<float> destination) => inner.Read(key, destination);
+        public string Describe(string key) => inner.Describe(key);
+        public void Dispose() => owned.Dispose();
     }
 
     // ------------------------------------------------------------------------------------------- folder
@@ -179,11 +231,14 @@ public static class ModelLoader
             ? ClipTokenizer.FromFiles(Path.Combine(tokenizerDir, "vocab.json"), Path.Combine(tokenizerDir, "merges.txt"))
             : ClipTokenizer.Default;
 
-        using var unetSource = SafetensorsWeightSource.Open(WeightFiles(unetDir, "diffusion_pytorch_model"));
+        var unetFiles = WeightFiles(unetDir, "diffusion_pytorch_model");
+        string? quantizedPath = options.QuantizedUnet ?? (unetFiles.Count == 1 && QuantizedUnetFile.IsQuantizedFile(unetFiles[0]) ? unetFiles[0] : null);
+        using var quantized = quantizedPath != null ? QuantizedUnetFile.Open(quantizedPath) : null;
+        using var unetSource = quantized == null ? SafetensorsWeightSource.Open(unetFiles) : null;
         using var textSource = SafetensorsWeightSource.Open(WeightFiles(textDir, "model"));
         using var vaeSource = SafetensorsWeightSource.Open(WeightFiles(vaeDir, "diffusion_pytorch_model"));
         return Build(folder, Path.GetFileName(folder.TrimEnd(Path.DirectorySeparatorChar)), family, tokenizer,
-            unetSource, unetConfig, textSource, textConfig, vaeSource, vaeConfig, scheduler, defaults,
+            unetSource, quantized, unetConfig, textSource, textConfig, vaeSource, vaeConfig, scheduler, defaults,
             options, progress, new List<string>(), stopwatch);
     }
 
@@ -235,7 +290,7 @@ public static class ModelLoader
     // ------------------------------------------------------------------------------------------- build
 
     private static StableDiffusionModel Build(string source, string name, ModelFamilyInfo family, ClipTokenizer tokenizer,
-        IWeightSource unetSource, UnetConfig unetConfig, IWeightSource textSource, ClipTextConfig textConfig,
+        IWeightSource? unetSource, QuantizedUnetFile? quantized, UnetConfig unetConfig, IWeightSource textSource, ClipTextConfig textConfig,
         IWeightSource vaeSource, VaeConfig vaeConfig, SchedulerConfig scheduler, ModelDefaults defaults,
         ModelLoadOptions options, IProgress<string>? progress, List<string> warnings, Stopwatch stopwatch)
     {
@@ -247,9 +302,10 @@ public static class ModelLoader
             progress?.Report("Loading text encoder");
             var textScope = new WeightScope(textSource);
             text = ClipTextModel.Load(textScope, textConfig.Validate(source + " text encoder"));
-            progress?.Report("Loading UNet");
-            var unetScope = new WeightScope(unetSource);
+            progress?.Report(quantized != null ? $"Loading UNet ({quantized.Info.Method}, {Path.GetFileName(quantized.Path)})" : "Loading UNet");
+            var unetScope = quantized != null ? new WeightScope(quantized.PlainWeights, quantized) : new WeightScope(unetSource!);
             unet = Unet2DConditionModel.Load(unetScope, unetConfig.Validate(source + " UNet"));
+            quantized?.CheckAllBound();
             progress?.Report("Loading VAE");
             var vaeScope = new WeightScope(vaeSource);
             vae = AutoencoderKL.Load(vaeScope, vaeConfig.Validate(source + " VAE"), options.LoadVaeEncoder);
