@@ -21,6 +21,7 @@ public static class Program
             TokenizeCommand.Create(output, error),
             InfoCommand.Create(output, error),
             BenchCommand.Create(output, error),
+            CacheProfileCommand.Create(output, error),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
