@@ -3,6 +3,7 @@ using DiffusionSharp.Kernels.Attention;
 using DiffusionSharp.Kernels.Conv;
 using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Kernels.Norm;
+using DiffusionSharp.Kernels.Quant;
 
 namespace DiffusionSharp.Cli.Bench;
 
@@ -20,19 +21,24 @@ public sealed unsafe class KernelOp : IDisposable
     private float* _a, _b, _c, _d;
     private PackedMatrix? _weight;
     private ConvolutionWeights? _conv;
+    private QuantizedMatrix? _quantized;
 
-    private KernelOp(string name, double flops, double bytes, Action<KernelOp> body)
+    private KernelOp(string name, double flops, double bytes, Action<KernelOp> body, bool integer = false)
     {
         Name = name;
         Flops = flops;
         Bytes = bytes;
         _body = body;
+        IsInteger = integer;
     }
 
     public string Name { get; }
     public double Flops { get; }
     public double Bytes { get; }
     public bool IsMemoryBound => Flops == 0;
+
+    /// <summary>Integer multiply-adds (W4A4, W8A8): compared with the int8 ceiling, not the fp32 FMA one.</summary>
+    public bool IsInteger { get; }
 
     public void Run() => _body(this);
 
@@ -48,6 +54,68 @@ public sealed unsafe class KernelOp : IDisposable
         () => SelfAttention(4096, 8, 40),
         () => GroupNormSilu(64 * 64, 320),
     ];
+
+    /// <summary>
+    /// What <c>bench ops --quant</c> adds: the quantized layers at SD 1.5 shapes — W4A4 with smoothing and the rank-32
+    /// branch (SVDQuant's runtime), W4A4 without the branch (its cost), W8A8 and NF4 — operations counted as 2 M N K
+    /// (the branch and the activation quantization are overhead inside the same time).
+    /// </summary>
+    public static IReadOnlyList<Func<KernelOp>> Quantized { get; } =
+    [
+        () => QuantizedLinear("w4a4", 4096, 320, 320, 32),
+        () => QuantizedLinear("w4a4", 4096, 2560, 320, 32),
+        () => QuantizedLinear("w4a4", 4096, 2560, 320, 0),
+        () => QuantizedLinear("w4a4", 1024, 640, 2560, 32),
+        () => QuantizedLinear("w4a4", 77, 320, 768, 32),
+        () => QuantizedConv3x3("w4a4", 64, 64, 320, 320, 32),
+        () => QuantizedConv3x3("w4a4", 32, 32, 640, 640, 32),
+        () => QuantizedLinear("w8a8", 4096, 2560, 320, 0),
+        () => QuantizedLinear("nf4", 4096, 2560, 320, 0),
+    ];
+
+    /// <summary>A quantized linear layer M x N x K of <paramref name="format"/> (w4a4, w8a8, nf4) with random codes.</summary>
+    public static KernelOp QuantizedLinear(string format, int m, int n, int k, int rank)
+    {
+        var op = new KernelOp($"{Label(format, rank)} linear {m}x{n}x{k}", 2.0 * m * n * k, 0,
+            x => x._quantized!.Forward(ActivationRows.Matrix(x._a, k, k), m, x._b, x._c, n), format != "nf4");
+        op._a = op.Alloc((long)m * k, 1);                                               // [m, k]
+        op._b = op.Alloc(n, 2);                                                         // [n]
+        op._c = op.Alloc((long)m * n, 3);                                               // [m, n]
+        op._quantized = op.Own(RandomQuantized(format, n, k, rank));
+        return op;
+    }
+
+    /// <summary>A quantized 3x3 convolution (stride 1, padding 1) [1, h, w, cin] -> [1, h, w, cout].</summary>
+    public static KernelOp QuantizedConv3x3(string format, int h, int w, int cin, int cout, int rank)
+    {
+        var g = Conv2dGeometry.Same(1, h, w, cin, cout, 3);
+        var op = new KernelOp($"{Label(format, rank)} conv3x3 {h}x{w}x{cin}->{cout}", 2.0 * g.OutputPixels * cout * g.PatchSize, 0,
+            x => x._quantized!.Forward(ActivationRows.Patches(x._a, g), (int)g.OutputPixels, x._b, x._c, cout), format != "nf4");
+        op._a = op.Alloc((long)h * w * cin, 1);                                         // [1, h, w, cin]
+        op._b = op.Alloc(cout, 2);                                                      // [cout]
+        op._c = op.Alloc(g.OutputPixels * cout, 3);                                     // [1, h, w, cout]
+        op._quantized = op.Own(RandomQuantized(format, cout, g.PatchSize, rank));
+        return op;
+    }
+
+    private static string Label(string format, int rank) => rank > 0 ? $"{format}+r{rank}" : format;
+
+    private static QuantizedMatrix RandomQuantized(string format, int n, int k, int rank)
+    {
+        var rng = new Random(7);
+        float[] Floats(int count, float lo, float hi) => Enumerable.Range(0, count).Select(_ => lo + rng.NextSingle() * (hi - lo)).ToArray();
+        switch (format)
+        {
+            case "nf4":
+                return new Nf4Matrix(n, k, 64, Enumerable.Range(0, n * k).Select(_ => (byte)rng.Next(16)).ToArray(), Floats(n * ((k + 63) / 64), 0.01f, 0.1f));
+            case "w8a8":
+                return IntegerMatrix.W8A8(n, k, Enumerable.Range(0, n * k).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray(), Floats(n, 1e-4f, 1e-3f));
+            default:
+                var codes = Enumerable.Range(0, n * k).Select(_ => (sbyte)rng.Next(-8, 8)).ToArray();
+                return IntegerMatrix.W4A4(n, k, 64, codes, Floats(n * ((k + 63) / 64), 0.001f, 0.01f), Floats(k, 0.5f, 2f), rank,
+                    Floats(k * rank, -0.1f, 0.1f), Floats(n * rank, -0.1f, 0.1f));
+        }
+    }
 
     /// <summary>C [m, n] = A [m, k] · Wᵀ + bias: a linear layer (M x N x K).</summary>
     public static KernelOp Linear(int m, int n, int k)

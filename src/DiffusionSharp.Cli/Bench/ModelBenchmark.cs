@@ -40,6 +40,8 @@ public sealed record ModelBenchmark
     public required BenchMachine Machine { get; init; }
     public required string Model { get; init; }
     public required string ModelPath { get; init; }
+    /// <summary>The quantized UNet file timed instead of the model's own UNet (null: none).</summary>
+    public string? QuantizedUnet { get; init; }
     public required ModelFamilyInfo Family { get; init; }
     public required int Width { get; init; }
     public required int Height { get; init; }
@@ -66,6 +68,15 @@ public sealed record ModelBenchmark
     /// <summary>Managed bytes allocated (all threads) by one warm UNet step; the fewest over the timed runs.</summary>
     public required long StepAllocatedBytes { get; init; }
 
+    /// <summary>
+    /// With a quantized UNet: the fp32 UNet step of the same model and the quantized one again, timed alternately in this
+    /// process after everything above (so neither their memory nor their timing runs count in the figures above): the
+    /// median seconds of each, for a ratio a busy machine skews as little as possible. Null without a quantized UNet.
+    /// </summary>
+    public (double Fp32, double Quantized)? StepComparison { get; init; }
+
+    public double? QuantizedSpeedup => StepComparison is { } c ? c.Fp32 / c.Quantized : null;
+
     public double UnetGflopsPerStep => UnetFlopsPerStep / UnetStepSeconds / 1e9;
     public double UnetPeakFraction => UnetGflopsPerStep / Machine.Ceilings.FmaGflops;
     public double LoopStepSeconds => LoopSeconds / Steps;
@@ -85,6 +96,12 @@ public sealed record ModelBenchmark
             long loadedRss = ProcessMemory.ResidentBytes();
             log.WriteLine(BenchFormat.Invariant($"loaded {model.Family.DisplayName} model '{model.Name}' in {model.LoadTime.TotalSeconds:0.00} s"));
             result = Measure(model, loadedRss, machine, options, log, progress, cancellationToken);
+            if (options.Load.QuantizedUnet != null)
+            {
+                log.WriteLine("loading the fp32 UNet for the same-process comparison");
+                using var fp32 = ModelLoader.Load(options.ModelPath, options.Load with { QuantizedUnet = null });
+                result = result with { StepComparison = CompareSteps(fp32, model, result, options.Repeats) };
+            }
         }
         // The ceilings come last: their 192 MB of triad arrays must not count in the model's peak resident memory.
         log.WriteLine("measuring the machine's ceilings");
@@ -128,6 +145,7 @@ public sealed record ModelBenchmark
             Machine = machine,
             Model = model.Name,
             ModelPath = model.Source,
+            QuantizedUnet = options.Load.QuantizedUnet,
             Family = model.Family,
             Width = settings.Width,
             Height = settings.Height,
@@ -180,12 +198,42 @@ public sealed record ModelBenchmark
         return (Timing.Median(seconds), fewest);
     }
 
+    /// <summary>Median seconds of the fp32 and the quantized UNet step, timed alternately (one warm-up each).</summary>
+    private static (double, double) CompareSteps(StableDiffusionModel fp32, StableDiffusionModel quantized, ModelBenchmark settings, int repeats)
+    {
+        int batch = settings.UnetBatch, lh = settings.Height / quantized.LatentScale, lw = settings.Width / quantized.LatentScale;
+        int[] ids = TokenIds(quantized, batch, quantized.TextEncoder.Config.MaxPositionEmbeddings);
+        using var context = quantized.TextEncoder.Forward(ids, batch);                             // [B, 77, C]
+        using var sample = new Tensor(batch, lh, lw, quantized.Unet.Config.InChannels);           // [B, h, w, C]
+        var random = new Random(42);
+        foreach (ref float v in sample.Span) v = (float)(random.NextDouble() * 2 - 1);
+        float[] timesteps = Enumerable.Repeat(999f, batch).ToArray();
+        float guidanceInput = (float)(settings.CfgScale - quantized.Defaults.GuidanceEmbeddingOffset);
+        float[] guidance = quantized.HasGuidanceEmbedding ? Enumerable.Repeat(guidanceInput, batch).ToArray() : [];
+        var a = new List<double>();
+        var b = new List<double>();
+        for (int r = 0; r <= Math.Max(3, repeats); r++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            fp32.Unet.Forward(sample, timesteps, context, guidance).Dispose();                     // [B, h, w, C]
+            double fp32Seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            start = Stopwatch.GetTimestamp();
+            quantized.Unet.Forward(sample, timesteps, context, guidance).Dispose();                // [B, h, w, C]
+            double quantizedSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            if (r == 0) continue;
+            a.Add(fp32Seconds);
+            b.Add(quantizedSeconds);
+        }
+        return (Timing.Median(a), Timing.Median(b));
+    }
+
     public JsonObject ToJson()
     {
         var json = new JsonObject { ["benchmark"] = "model" };
         Machine.AddTo(json);
         json["model"] = Model;
         json["model_path"] = ModelPath;
+        json["quantized_unet"] = QuantizedUnet;
         json["family"] = Family.Family.ToString();
         json["width"] = Width;
         json["height"] = Height;
@@ -208,6 +256,12 @@ public sealed record ModelBenchmark
         json["loaded_rss_bytes"] = LoadedRssBytes;
         json["peak_rss_bytes"] = PeakRssBytes;
         json["step_allocated_bytes"] = StepAllocatedBytes;
+        if (StepComparison is { } c)
+        {
+            json["fp32_unet_step_seconds"] = BenchFormat.Round(c.Fp32);
+            json["quantized_unet_step_seconds"] = BenchFormat.Round(c.Quantized);
+            json["quantized_speedup"] = BenchFormat.Round(c.Fp32 / c.Quantized);
+        }
         return json;
     }
 
@@ -216,6 +270,7 @@ public sealed record ModelBenchmark
         Machine.WriteTable(o);
         o.WriteLine(BenchFormat.Invariant(
             $"model       {Model} ({Family.DisplayName}), {Width}x{Height}, {Steps} step{(Steps == 1 ? "" : "s")} of {Sampler}, cfg {CfgScale}, UNet batch {UnetBatch}{(UnetBatch == 1 ? " (one pass per step)" : " (classifier-free guidance)")}"));
+        if (QuantizedUnet != null) o.WriteLine($"quantized   UNet from {QuantizedUnet}");
         o.WriteLine();
         string Row(string stage, string time, string detail) => $"{stage,-26} {time,10}   {detail}";
         string timed = Repeats == 1 ? "one run after a warm-up" : $"median of {Repeats} after a warm-up";
@@ -230,6 +285,9 @@ public sealed record ModelBenchmark
         o.WriteLine(Row("resident after load", BenchFormat.Bytes(LoadedRssBytes), "weights converted to fp32 and packed"));
         o.WriteLine(Row("peak resident memory", BenchFormat.Bytes(PeakRssBytes), "VmHWM: loading and all the timed work"));
         o.WriteLine(Row("managed bytes per step", BenchFormat.Bytes(StepAllocatedBytes), "GC heap, all threads, one warm UNet step"));
+        if (StepComparison is { } c)
+            o.WriteLine(Row("quantized vs fp32 step", BenchFormat.Invariant($"{c.Fp32 / c.Quantized:0.00}x"),
+                $"fp32 {BenchFormat.Seconds(c.Fp32)}, quantized {BenchFormat.Seconds(c.Quantized)}: medians of alternating runs in this process"));
     }
 
     private sealed class LogProgress(TextWriter log) : IProgress<string>

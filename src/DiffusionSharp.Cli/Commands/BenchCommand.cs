@@ -29,12 +29,13 @@ public static class BenchCommand
         var steps = new Option<int?>("--steps") { Description = $"Steps of the timed denoising loop. Default: the model's, at most {ModelBenchmark.DefaultStepCap}.", CustomParser = r => ParseInt(r, 1, 1000, "--steps must be between 1 and 1000") };
         var repeats = Repeats(3, "Timed runs of the text encoder and of the UNet step, each after a warm-up; the median counts.");
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
+        var quant = new Option<string?>("--quant") { Description = "A quantized UNet file (diffusion quantize) to time instead of the model's own UNet." };
 
         var command = new Command("bench",
             "Time a model: load, text encoder, one UNet step (GFLOP/s and % of the measured FMA peak), a denoising loop, " +
             "VAE decode, peak memory and managed allocations per step. 'bench ops' times the kernels, 'bench peak' the machine.")
         {
-            threads, json, verbose, model, width, height, steps, repeats, modelConfig,
+            threads, json, verbose, model, width, height, steps, repeats, modelConfig, quant,
             CreatePeak(output, error, threads, json, verbose),
             CreateOps(output, error, threads, json, verbose),
         };
@@ -43,7 +44,7 @@ public static class BenchCommand
             var options = new ModelBenchOptions
             {
                 ModelPath = parse.GetValue(model) ?? DefaultModel.Path,
-                Load = new ModelLoadOptions { ConfigFolder = parse.GetValue(modelConfig) },
+                Load = new ModelLoadOptions { ConfigFolder = parse.GetValue(modelConfig), QuantizedUnet = parse.GetValue(quant) },
                 Width = parse.GetValue(width),
                 Height = parse.GetValue(height),
                 Steps = parse.GetValue(steps),
@@ -75,15 +76,16 @@ public static class BenchCommand
     private static Command CreateOps(TextWriter output, TextWriter error, Option<int> threads, Option<bool> json, Option<bool> verbose)
     {
         var repeats = Repeats(5, "Timed runs of each kernel after a warm-up; the best counts.");
+        var quant = new Option<bool>("--quant") { Description = "Also time the quantized layers (W4A4 with and without the rank-32 branch, W8A8, NF4) against the int8 ceiling." };
         var command = new Command("ops",
             "Time the main kernels at Stable Diffusion 1.5 shapes (GEMMs, 3x3 convolutions, self-attention, GroupNorm+SiLU) " +
             "as GFLOP/s or GB/s and % of the ceilings measured in the same process.")
         {
-            repeats,
+            repeats, quant,
         };
         command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
         {
-            var result = OpsBenchmark.Run(ThreadCount(parse.GetValue(threads)), parse.GetValue(repeats), error, cancellationToken);
+            var result = OpsBenchmark.Run(ThreadCount(parse.GetValue(threads)), parse.GetValue(repeats), error, cancellationToken, parse.GetValue(quant));
             if (parse.GetValue(json)) BenchFormat.WriteJson(output, result.ToJson());
             else result.WriteTable(output);
         }));

@@ -28,6 +28,7 @@ public static class QuantizeCommand
         var alphaSteps = new Option<int>("--alpha-steps") { Description = "Grid of the smoothing search: alpha = 1/N..(N-1)/N with beta = 1 - alpha and 0, plus no smoothing.", DefaultValueFactory = _ => 20, CustomParser = r => ParseInt(r, 2, 100, "--alpha-steps must be from 2 to 100") ?? 20 };
         var iterations = new Option<int>("--lowrank-iters") { Description = "Rounds of the alternating low-rank / residual refinement (1: plain SVD split).", DefaultValueFactory = _ => 4, CustomParser = r => ParseInt(r, 1, 100, "--lowrank-iters must be from 1 to 100") ?? 4 };
         var keep = new Option<string[]>("--keep") { Description = $"Layer-key pattern ('*' = any text) of a layer that stays 16-bit; repeatable. Default: {string.Join(" ", ModelQuantizerOptions.DefaultKeep)}.", AllowMultipleArgumentsPerToken = false };
+        var plain = new Option<string[]>("--plain") { Description = "Layer-key pattern of a layer that svdquant / w4a4-smooth quantize without smoothing or low-rank branch (plain W4A4); repeatable." };
         var outputPath = new Option<string?>("--output", "-o") { Description = "The quantized UNet file to write (a .safetensors file); with --report, the report folder." };
         var report = new Option<bool>("--report") { Description = "Compare quantized UNets (--variant) with the fp32 model on --prompts instead of quantizing." };
         var prompts = new Option<string?>("--prompts") { Description = "Report prompts: a text file or the JSON list tools/train/evaluate.py writes (file names, seeds)." };
@@ -50,7 +51,7 @@ public static class QuantizeCommand
             "Quantize a model's UNet to 4 bits (SVDQuant W4A4: smoothing, a 16-bit low-rank branch, int4 residual) or a baseline " +
             "(w4a4-smooth, w4a4-naive, w8a8, nf4) after calibrating on prompts; or, with --report, measure quantized UNets against fp32.")
         {
-            model, method, rank, group, calib, calibSteps, calibSamples, width, height, alpha, alphaSteps, iterations, keep,
+            model, method, rank, group, calib, calibSteps, calibSamples, width, height, alpha, alphaSteps, iterations, keep, plain,
             outputPath, report, prompts, variants, threads, modelConfig, verbose,
         };
         command.SetAction(parse =>
@@ -100,6 +101,7 @@ public static class QuantizeCommand
                     Height = parse.GetValue(height),
                     SamplesPerLayer = parse.GetValue(calibSamples),
                     Keep = keepPatterns,
+                    Plain = parse.GetValue(plain) ?? [],
                     OutputPath = outPath,
                 };
                 if (options.Layer.GroupSize % 16 != 0) throw new UsageException("--group must be a multiple of 16.");

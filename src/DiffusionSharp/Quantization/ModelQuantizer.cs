@@ -25,6 +25,11 @@ public sealed record ModelQuantizerOptions
     public int SamplesPerLayer { get; init; } = 256;
     /// <summary>Layer-key patterns ('*' matches any text) of layers that stay in 16/32-bit.</summary>
     public IReadOnlyList<string> Keep { get; init; } = DefaultKeep;
+    /// <summary>
+    /// Layer-key patterns of layers that svdquant and w4a4-smooth quantize plainly (W4A4 round-to-nearest: no smoothing,
+    /// no low-rank branch), as the authors' configurations treat UNet ResNet convolutions; empty: none.
+    /// </summary>
+    public IReadOnlyList<string> Plain { get; init; } = [];
     public required string OutputPath { get; init; }
 
     /// <summary>
@@ -81,7 +86,9 @@ public static class ModelQuantizer
             cancellationToken.ThrowIfCancellationRequested();
             var record = selected[i];
             progress?.Report(new QuantizeProgress("quantizing", i, selected.Count, record.Key));
-            var layer = new LayerQuantizer(record, Weight(record), o.Layer).Quantize();
+            bool plain = o.Layer.Method is QuantizationMethods.SvdQuant or QuantizationMethods.W4A4Smooth && o.Plain.Any(p => Matches(p, record.Key));
+            var settings = plain ? o.Layer with { Method = QuantizationMethods.W4A4Naive } : o.Layer;
+            var layer = new LayerQuantizer(record, Weight(record), settings).Quantize();
             layers.Add(layer);
             progress?.Report(new QuantizeProgress("quantized", i + 1, selected.Count, Describe(layer)));
         }
@@ -107,6 +114,7 @@ public static class ModelQuantizer
                 ["alpha_steps"] = o.Layer.AlphaSteps,
                 ["lowrank_iterations"] = o.Layer.LowRankIterations,
                 ["keep"] = new JsonArray(o.Keep.Select(k => (JsonNode)k).ToArray()),
+                ["plain"] = new JsonArray(o.Plain.Select(k => (JsonNode)k).ToArray()),
             }.ToJsonString(),
         };
         progress?.Report(new QuantizeProgress("writing", 0, 1, o.OutputPath));

@@ -39,6 +39,9 @@ public sealed record VariantQuality(string Name, string? File, long FileBytes, i
 /// </summary>
 public static class QualityReport
 {
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
+
     public static IReadOnlyList<VariantQuality> Run(QualityReportOptions o, TextWriter log, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(o.OutputFolder);
@@ -163,15 +166,27 @@ public static class QualityReport
 
     private static string Mib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.0} MiB");
 
-    /// <summary>Resets VmHWM to the current resident size (Linux 4.0+); elsewhere the peak stays process-wide.</summary>
+    /// <summary>
+    /// Returns freed memory to the system (glibc <c>malloc_trim</c>) and resets VmHWM to the current resident size
+    /// (Linux 4.0+), so the next variant's peak does not include the previous one's; elsewhere the peak stays
+    /// process-wide.
+    /// </summary>
     private static void ResetPeakResident()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
+        GC.Collect();
         if (!OperatingSystem.IsLinux()) return;
         try
         {
+            MallocTrim(0);
             File.WriteAllText("/proc/self/clear_refs", "5");
+        }
+        catch (DllNotFoundException)
+        {
+        }
+        catch (EntryPointNotFoundException)
+        {
         }
         catch (IOException)
         {

@@ -18,7 +18,8 @@ namespace DiffusionSharp.Kernels.Quant;
 /// qmax = 7 (int4) or 127 (int8); a non-finite input makes its row's outputs NaN. The codes, scales and corrections of
 /// the vectorized path equal the reference's bit for bit (same fp32 operations, round-to-even conversion); the
 /// low-rank sums are the same FMA chains as the scalar path (the reference sums in double).
-/// Rows are split over the scheduler in chunks of <see cref="RowsPerChunk"/>.
+/// <see cref="IntegerGemm"/> quantizes each tile's rows itself (<see cref="QuantizeRows"/>), so a layer is one
+/// scheduler call; <see cref="Quantize"/> does all rows at once (tests).
 /// Cost: O(K (1 + r)) per row, the r FMAs of the low-rank branch dominating (measured in docs/QUANTIZATION.md).
 /// </summary>
 internal static unsafe class ActivationQuantizer
@@ -31,53 +32,75 @@ internal static unsafe class ActivationQuantizer
     /// <summary>Groups whose largest magnitude is below this quantize to zero (qmax / a would overflow near 2e-38).</summary>
     private const float MinMagnitude = 1e-30f;
 
-    /// <summary>What quantizing a row needs from its <see cref="IntegerMatrix"/>, as plain values for the scheduler.</summary>
-    private struct Args
+    /// <summary>What quantizing a row needs from its <see cref="IntegerMatrix"/>, as plain values for the kernels.</summary>
+    internal struct Args
     {
-        public ActivationRows Rows;
-        public int M, K, PaddedK, Groups, GroupSize, PaddedRank, ActivationMax, WeightOffset;
+        public int K, PaddedK, Groups, GroupSize, PaddedRank, ActivationMax, WeightOffset;
         public float* InvSmooth;
         public float* Down;
-        public QuantizedActivations Out;
         public bool Vectorized;
+
+        public Args(IntegerMatrix w, bool vectorized)
+        {
+            K = w.K;
+            PaddedK = w.PaddedK;
+            Groups = w.Groups;
+            GroupSize = w.GroupSize;
+            PaddedRank = w.PaddedRank;
+            ActivationMax = w.ActivationMax;
+            WeightOffset = w.WeightOffset;
+            InvSmooth = w.InvSmooth;
+            Down = w.Down;
+            Vectorized = vectorized && Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+        }
     }
 
+    private struct Job
+    {
+        public Args Args;
+        public ActivationRows Rows;
+        public int M;
+        public QuantizedActivations Out;
+    }
+
+    /// <summary>All <paramref name="m"/> rows into <paramref name="output"/>, in chunks of 16 rows over the scheduler.</summary>
     public static void Quantize(in ActivationRows rows, int m, IntegerMatrix w, in QuantizedActivations output, bool vectorized)
     {
-        var args = new Args
-        {
-            Rows = rows, M = m, K = w.K, PaddedK = w.PaddedK, Groups = w.Groups, GroupSize = w.GroupSize,
-            PaddedRank = w.PaddedRank, ActivationMax = w.ActivationMax, WeightOffset = w.WeightOffset,
-            InvSmooth = w.InvSmooth, Down = w.Down, Out = output,
-            Vectorized = vectorized && Vector512.IsHardwareAccelerated && Avx512F.IsSupported,
-        };
-        ThreadScheduler.Current.For((m + RowsPerChunk - 1) / RowsPerChunk, &Chunk, &args);
+        var job = new Job { Args = new Args(w, vectorized), Rows = rows, M = m, Out = output };
+        ThreadScheduler.Current.For((m + RowsPerChunk - 1) / RowsPerChunk, &Chunk, &job);
     }
 
     private static void Chunk(void* context, int chunk)
     {
-        ref Args a = ref Unsafe.AsRef<Args>(context);
-        float* gather = a.Rows.IsContiguous ? null : Scratch.Floats(ScratchSlot.QuantRow, a.K);
+        ref Job j = ref Unsafe.AsRef<Job>(context);
+        int r0 = chunk * RowsPerChunk, count = Math.Min(RowsPerChunk, j.M - r0);
+        ref Args a = ref j.Args;
+        QuantizeRows(ref a, j.Rows, r0, count, j.Out.Codes + (long)r0 * a.PaddedK, j.Out.Scales + (long)r0 * a.Groups,
+            j.Out.Corrections + (long)r0 * a.Groups, a.PaddedRank > 0 ? j.Out.LowRank + (long)r0 * a.PaddedRank : null);
+    }
+
+    /// <summary>
+    /// Rows [row0, row0 + count) on the calling thread, into buffers that start at row0: codes [count, PaddedK], scales
+    /// and corrections [count, Groups], low-rank inputs [count, PaddedRank] (null without a branch).
+    /// </summary>
+    public static void QuantizeRows(ref Args a, in ActivationRows rows, int row0, int count, sbyte* codes, float* scales, int* corr, float* lora)
+    {
+        float* gather = rows.IsContiguous ? null : Scratch.Floats(ScratchSlot.QuantRow, a.K);
         float* smoothed = Scratch.Floats(ScratchSlot.QuantSmoothed, (long)LowRankRows * a.PaddedK);
-        int end = Math.Min(a.M, (chunk + 1) * RowsPerChunk);
-        for (int r0 = chunk * RowsPerChunk; r0 < end; r0 += LowRankRows)
+        for (int i0 = 0; i0 < count; i0 += LowRankRows)
         {
-            int rows = Math.Min(LowRankRows, end - r0);
-            for (int i = 0; i < rows; i++)
+            int n = Math.Min(LowRankRows, count - i0);
+            for (int i = 0; i < n; i++)
             {
-                int r = r0 + i;
+                int r = i0 + i;
                 float* xh = smoothed + (long)i * a.PaddedK;
-                Smooth(a.Rows.Row(r, gather), ref a, xh);
-                sbyte* q = a.Out.Codes + (long)r * a.PaddedK;
-                float* s = a.Out.Scales + (long)r * a.Groups;
-                int* corr = a.Out.Corrections + (long)r * a.Groups;
-                if (a.Vectorized) CodesAvx512(ref a, xh, q, s, corr);
-                else CodesScalar(ref a, xh, q, s, corr);
+                Smooth(rows.Row(row0 + r, gather), ref a, xh);
+                if (a.Vectorized) CodesAvx512(ref a, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups);
+                else CodesScalar(ref a, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups);
             }
-            if (a.PaddedRank == 0) continue;
-            float* lora = a.Out.LowRank + (long)r0 * a.PaddedRank;
-            if (a.Vectorized) LowRankAvx512(ref a, smoothed, rows, lora);
-            else LowRankScalar(ref a, smoothed, rows, lora);
+            if (lora == null) continue;
+            if (a.Vectorized) LowRankAvx512(ref a, smoothed, n, lora + (long)i0 * a.PaddedRank);
+            else LowRankScalar(ref a, smoothed, n, lora + (long)i0 * a.PaddedRank);
         }
     }
 
@@ -148,26 +171,48 @@ internal static unsafe class ActivationQuantizer
     private static int Code(float v, float inverse, int qmax)
         => inverse == 0f ? 0 : Math.Clamp((int)MathF.Round(v * inverse, MidpointRounding.ToEven), -qmax, qmax);
 
+    /// <summary>
+    /// Three passes over the row's groups, each free of dependencies between groups so they overlap in the core:
+    /// the largest magnitudes (raw <c>vmaxps</c>, with a separate FMA-by-zero accumulator that turns NaN when any value
+    /// is NaN or infinite, since <c>vmaxps</c> does not propagate NaN), the scales, then the codes.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void CodesAvx512(ref Args a, float* xh, sbyte* q, float* s, int* corr)
     {
-        int gs = a.GroupSize;
-        var hi = Vector512.Create(a.ActivationMax);
-        var lo = Vector512.Create(-a.ActivationMax);
-        for (int g = 0; g < a.Groups; g++)
+        int gs = a.GroupSize, groups = a.Groups, qmax = a.ActivationMax;
+        float* inverse = stackalloc float[groups];
+        for (int g = 0; g < groups; g++)
+        {
+            float* v = xh + g * gs;
+            var x0 = Vector512.Load(v);
+            var m = Vector512.Abs(x0);
+            var nonFinite = Vector512.FusedMultiplyAdd(x0, Vector512<float>.Zero, Vector512<float>.Zero);
+            for (int i = 16; i < gs; i += 16)
+            {
+                var x = Vector512.Load(v + i);
+                m = Avx512F.Max(m, Vector512.Abs(x));
+                nonFinite = Vector512.FusedMultiplyAdd(x, Vector512<float>.Zero, nonFinite);
+            }
+            var h = Avx.Max(m.GetLower(), m.GetUpper());
+            var m4 = Sse.Max(h.GetLower(), h.GetUpper());
+            m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
+            m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_10_11_00_01));
+            inverse[g] = Vector512.Sum(nonFinite) == 0f ? m4.ToScalar() : float.NaN;
+        }
+        for (int g = 0; g < groups; g++) s[g] = GroupScale(inverse[g], qmax, out inverse[g]);
+        var hi = Vector512.Create(qmax);
+        var lo = Vector512.Create(-qmax);
+        for (int g = 0; g < groups; g++)
         {
             float* v = xh + g * gs;
             sbyte* qg = q + g * gs;
-            var m = Vector512<float>.Zero;
-            for (int i = 0; i < gs; i += 16) m = Vector512.Max(m, Vector512.Abs(Vector512.Load(v + i)));
-            s[g] = GroupScale(MaxAcross(m), a.ActivationMax, out float inverse);
-            if (inverse == 0f)
+            if (inverse[g] == 0f)
             {
                 corr[g] = 0;
                 new Span<sbyte>(qg, gs).Clear();
                 continue;
             }
-            var scale = Vector512.Create(inverse);
+            var scale = Vector512.Create(inverse[g]);
             var sum = Vector512<int>.Zero;
             for (int i = 0; i < gs; i += 16)
             {
@@ -223,14 +268,6 @@ internal static unsafe class ActivationQuantizer
     {
         v0.Store(dst);
         if (two) v1.Store(dst + 16);
-    }
-
-    /// <summary>The largest lane; NaN when any lane is NaN (like a chain of <see cref="MathF.Max(float, float)"/>).</summary>
-    private static float MaxAcross(Vector512<float> v)
-    {
-        var h = Vector256.Max(v.GetLower(), v.GetUpper());
-        var q = Vector128.Max(h.GetLower(), h.GetUpper());
-        return MathF.Max(MathF.Max(q[0], q[1]), MathF.Max(q[2], q[3]));
     }
 
     /// <summary>

@@ -20,32 +20,32 @@ internal static unsafe partial class IntegerGemm
     /// </summary>
     internal struct Int4Avx512BwMicroKernel : IMicroKernel
     {
-        public static void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst)
+        public static void Compute(ref Problem p, in Quad q, int rows, int panel0, int cols, float* dst)
         {
             if (cols > IntegerMatrix.PanelWidth)
             {
-                if (rows == 4) Tile<C4, C2>(ref p, row0, panel0, dst);
-                else if (rows == 3) Tile<C3, C2>(ref p, row0, panel0, dst);
-                else if (rows == 2) Tile<C2, C2>(ref p, row0, panel0, dst);
-                else Tile<C1, C2>(ref p, row0, panel0, dst);
+                if (rows == 4) Tile<C4, C2>(ref p, q, panel0, dst);
+                else if (rows == 3) Tile<C3, C2>(ref p, q, panel0, dst);
+                else if (rows == 2) Tile<C2, C2>(ref p, q, panel0, dst);
+                else Tile<C1, C2>(ref p, q, panel0, dst);
             }
             else
             {
-                if (rows == 4) Tile<C4, C1>(ref p, row0, panel0, dst);
-                else if (rows == 3) Tile<C3, C1>(ref p, row0, panel0, dst);
-                else if (rows == 2) Tile<C2, C1>(ref p, row0, panel0, dst);
-                else Tile<C1, C1>(ref p, row0, panel0, dst);
+                if (rows == 4) Tile<C4, C1>(ref p, q, panel0, dst);
+                else if (rows == 3) Tile<C3, C1>(ref p, q, panel0, dst);
+                else if (rows == 2) Tile<C2, C1>(ref p, q, panel0, dst);
+                else Tile<C1, C1>(ref p, q, panel0, dst);
             }
         }
 
         /// <summary>TR rows (1..4) x TV panels (1 or 2).</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Tile<TR, TV>(ref Problem p, int row0, int panel0, float* dst) where TR : struct, IConstant where TV : struct, IConstant
+        private static void Tile<TR, TV>(ref Problem p, in Quad q, int panel0, float* dst) where TR : struct, IConstant where TV : struct, IConstant
         {
             int lda = p.PaddedK, groups = p.Groups, gs = p.GroupSize;
-            sbyte* a0 = p.A + (long)row0 * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
-            float* sa = p.ActivationScales + (long)row0 * groups;
-            int* corr = p.Corrections + (long)row0 * groups;
+            sbyte* a0 = q.Codes, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
+            float* sa = q.Scales;
+            int* corr = q.Corrections;
             byte* w0 = p.Weights + panel0 * p.PanelWeightBytes, w1 = w0 + p.PanelWeightBytes;
             float* s0 = p.Scales + (long)panel0 * p.PanelScaleFloats, s1 = s0 + p.PanelScaleFloats;
             var nibble = Vector512.Create((byte)0x0F);
@@ -84,7 +84,7 @@ internal static unsafe partial class IntegerGemm
             }
             if (p.PaddedRank > 0)
             {
-                float* lora = p.LowRank + (long)row0 * p.PaddedRank;
+                float* lora = q.LowRank;
                 float* u0 = p.Up + (long)panel0 * p.PanelUpFloats, u1 = u0 + p.PanelUpFloats;
                 for (int j = 0; j < p.PaddedRank; j++, u0 += IntegerMatrix.PanelWidth, u1 += IntegerMatrix.PanelWidth)
                 {

@@ -15,23 +15,23 @@ internal static unsafe partial class IntegerGemm
     /// </summary>
     internal struct Int8AvxVnniMicroKernel : IMicroKernel
     {
-        public static void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst)
+        public static void Compute(ref Problem p, in Quad q, int rows, int panel0, int cols, float* dst)
         {
             for (int v = 0; v * IntegerMatrix.PanelWidth < cols; v++)
             {
                 float* d = dst + v * IntegerMatrix.PanelWidth;
-                if (rows == 4) Tile<C4>(ref p, row0, panel0 + v, d);
-                else if (rows == 3) Tile<C3>(ref p, row0, panel0 + v, d);
-                else if (rows == 2) Tile<C2>(ref p, row0, panel0 + v, d);
-                else Tile<C1>(ref p, row0, panel0 + v, d);
+                if (rows == 4) Tile<C4>(ref p, q, panel0 + v, d);
+                else if (rows == 3) Tile<C3>(ref p, q, panel0 + v, d);
+                else if (rows == 2) Tile<C2>(ref p, q, panel0 + v, d);
+                else Tile<C1>(ref p, q, panel0 + v, d);
             }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Tile<TR>(ref Problem p, int row0, int panel, float* dst) where TR : struct, IConstant
+        private static void Tile<TR>(ref Problem p, in Quad q, int panel, float* dst) where TR : struct, IConstant
         {
             int lda = p.PaddedK;
-            sbyte* a0 = p.A + (long)row0 * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
+            sbyte* a0 = q.Codes, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
             byte* w = p.Weights + panel * p.PanelWeightBytes;
             Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default;
             Vector256<int> c20 = default, c21 = default, c30 = default, c31 = default;
@@ -47,11 +47,11 @@ internal static unsafe partial class IntegerGemm
             float* sw = p.Scales + (long)panel * p.PanelScaleFloats;
             var sw0 = Vector256.Load(sw);
             var sw1 = Vector256.Load(sw + 8);
-            Finish(c00, c01, p.Corrections[row0], p.ActivationScales[row0], sw0, sw1, dst);
-            if (TR.Value > 1) Finish(c10, c11, p.Corrections[row0 + 1], p.ActivationScales[row0 + 1], sw0, sw1, dst + Cols);
-            if (TR.Value > 2) Finish(c20, c21, p.Corrections[row0 + 2], p.ActivationScales[row0 + 2], sw0, sw1, dst + 2 * Cols);
-            if (TR.Value > 3) Finish(c30, c31, p.Corrections[row0 + 3], p.ActivationScales[row0 + 3], sw0, sw1, dst + 3 * Cols);
-            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, row0 + r, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
+            Finish(c00, c01, q.Corrections[0], q.Scales[0], sw0, sw1, dst);
+            if (TR.Value > 1) Finish(c10, c11, q.Corrections[1], q.Scales[1], sw0, sw1, dst + Cols);
+            if (TR.Value > 2) Finish(c20, c21, q.Corrections[2], q.Scales[2], sw0, sw1, dst + 2 * Cols);
+            if (TR.Value > 3) Finish(c30, c31, q.Corrections[3], q.Scales[3], sw0, sw1, dst + 3 * Cols);
+            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, q.LowRank + (long)r * p.PaddedRank, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -80,25 +80,25 @@ internal static unsafe partial class IntegerGemm
     /// </summary>
     internal struct Int4AvxVnniMicroKernel : IMicroKernel
     {
-        public static void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst)
+        public static void Compute(ref Problem p, in Quad q, int rows, int panel0, int cols, float* dst)
         {
             for (int v = 0; v * IntegerMatrix.PanelWidth < cols; v++)
             {
                 float* d = dst + v * IntegerMatrix.PanelWidth;
-                if (rows == 4) Tile<C4>(ref p, row0, panel0 + v, d);
-                else if (rows == 3) Tile<C3>(ref p, row0, panel0 + v, d);
-                else if (rows == 2) Tile<C2>(ref p, row0, panel0 + v, d);
-                else Tile<C1>(ref p, row0, panel0 + v, d);
+                if (rows == 4) Tile<C4>(ref p, q, panel0 + v, d);
+                else if (rows == 3) Tile<C3>(ref p, q, panel0 + v, d);
+                else if (rows == 2) Tile<C2>(ref p, q, panel0 + v, d);
+                else Tile<C1>(ref p, q, panel0 + v, d);
             }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Tile<TR>(ref Problem p, int row0, int panel, float* dst) where TR : struct, IConstant
+        private static void Tile<TR>(ref Problem p, in Quad q, int panel, float* dst) where TR : struct, IConstant
         {
             int lda = p.PaddedK, groups = p.Groups, gs = p.GroupSize;
-            sbyte* a0 = p.A + (long)row0 * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
-            float* sa = p.ActivationScales + (long)row0 * groups;
-            int* corr = p.Corrections + (long)row0 * groups;
+            sbyte* a0 = q.Codes, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
+            float* sa = q.Scales;
+            int* corr = q.Corrections;
             byte* w = p.Weights + panel * p.PanelWeightBytes;
             float* sw = p.Scales + (long)panel * p.PanelScaleFloats;
             var nibble = Vector256.Create((byte)0x0F);
@@ -133,7 +133,7 @@ internal static unsafe partial class IntegerGemm
                 if (TR.Value > 2) Finish(c20, c21, corr[2 * groups + g], sa[2 * groups + g], sw0, sw1, dst + 2 * Cols);
                 if (TR.Value > 3) Finish(c30, c31, corr[3 * groups + g], sa[3 * groups + g], sw0, sw1, dst + 3 * Cols);
             }
-            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, row0 + r, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
+            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, q.LowRank + (long)r * p.PaddedRank, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -9,13 +9,13 @@ internal static unsafe partial class IntegerGemm
     /// </summary>
     internal struct Int4PortableMicroKernel : IMicroKernel
     {
-        public static void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst)
+        public static void Compute(ref Problem p, in Quad q, int rows, int panel0, int cols, float* dst)
         {
             for (int r = 0; r < rows; r++)
             {
-                sbyte* a = p.A + (long)(row0 + r) * p.PaddedK;
-                float* sa = p.ActivationScales + (long)(row0 + r) * p.Groups;
-                int* corr = p.Corrections + (long)(row0 + r) * p.Groups;
+                sbyte* a = q.Codes + (long)r * p.PaddedK;
+                float* sa = q.Scales + (long)r * p.Groups;
+                int* corr = q.Corrections + (long)r * p.Groups;
                 for (int c = 0; c < cols; c++)
                 {
                     int panel = panel0 + c / IntegerMatrix.PanelWidth, lane = c % IntegerMatrix.PanelWidth;
@@ -36,7 +36,7 @@ internal static unsafe partial class IntegerGemm
                     dst[r * Cols + c] = acc;
                 }
                 for (int v = 0; v * IntegerMatrix.PanelWidth < cols; v++)
-                    LowRankUp(ref p, row0 + r, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
+                    LowRankUp(ref p, q.LowRank + (long)r * p.PaddedRank, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
             }
         }
     }
@@ -44,13 +44,13 @@ internal static unsafe partial class IntegerGemm
     /// <summary>8-bit weights (one group per row), scalar.</summary>
     internal struct Int8PortableMicroKernel : IMicroKernel
     {
-        public static void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst)
+        public static void Compute(ref Problem p, in Quad q, int rows, int panel0, int cols, float* dst)
         {
             for (int r = 0; r < rows; r++)
             {
-                sbyte* a = p.A + (long)(row0 + r) * p.PaddedK;
-                float sa = p.ActivationScales[row0 + r];
-                int corr = p.Corrections[row0 + r];
+                sbyte* a = q.Codes + (long)r * p.PaddedK;
+                float sa = q.Scales[r];
+                int corr = q.Corrections[r];
                 for (int c = 0; c < cols; c++)
                 {
                     int panel = panel0 + c / IntegerMatrix.PanelWidth, lane = c % IntegerMatrix.PanelWidth;
@@ -64,7 +64,7 @@ internal static unsafe partial class IntegerGemm
                     dst[r * Cols + c] = MathF.FusedMultiplyAdd(dot - corr, p.Scales[(long)panel * p.PanelScaleFloats + lane] * sa, 0f);
                 }
                 for (int v = 0; v * IntegerMatrix.PanelWidth < cols; v++)
-                    LowRankUp(ref p, row0 + r, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
+                    LowRankUp(ref p, q.LowRank + (long)r * p.PaddedRank, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
             }
         }
     }

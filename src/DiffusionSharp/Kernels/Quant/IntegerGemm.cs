@@ -25,11 +25,13 @@ public enum IntegerGemmPath
 /// c[m, n] = Σ_g sx[m, g] · sw[n, g] · (Σ_{k in g} qx[m, k] · u[n, k] − corr[m, g])     u = w + offset (stored unsigned)
 ///         + Σ_j lowRank[m, j] · up[n, j] + bias[n] (+ residual[m, n])
 /// </code>
-/// The quantized activations come from <see cref="ActivationQuantizer"/> (corr = offset · Σ_{k in g} qx[m, k], so
-/// the bracket is the exact signed dot product). Work: tiles of up to 16 x 4 row quads by 4 x 32 outputs; per tile, for
-/// each 32-output column block (two weight panels, which stay in L1/L2 across the tile) the micro-kernel runs down the
+/// One scheduler call per layer: the work is split into row blocks (tiles) of up to 64 rows, at least two per thread
+/// when M allows; each tile first quantizes its own rows into per-thread scratch with <see cref="ActivationQuantizer"/>
+/// (corr = offset · Σ_{k in g} qx[m, k], so the bracket is the exact signed dot product; the low-rank inputs come out
+/// of the same pass), then for each 32-output column block (two weight panels) the micro-kernel runs down the tile's
 /// row quads, computing a 4 x 32 block over all of K and the rank-r up projection on its accumulators (8 independent
-/// FMA chains), then the epilogue adds bias and residual and writes C once. Integer sums are exact and the float operations per output are the same on every path and for every
+/// FMA chains), and the epilogue adds bias and residual and writes C once. The quantized rows never leave the core's
+/// caches; no row is quantized twice. Integer sums are exact and the float operations per output are the same on every path and for every
 /// tiling (fp32: per group one FMA of the converted sum; then the rank FMAs in j order, bias, residual), so the
 /// results are bitwise identical across threads, tiles and instruction sets.
 /// </summary>
@@ -42,7 +44,6 @@ internal static unsafe partial class IntegerGemm
     public const int Cols = 2 * IntegerMatrix.PanelWidth;
 
     private const int MaxQuadsPerTile = 16;
-    private const int MaxColBlocksPerTile = 4;
 
     public static IntegerGemmPath BestPath(int bits) => bits == 4
         ? IsSupported(IntegerGemmPath.Avx512Bw, 4) ? IntegerGemmPath.Avx512Bw : IsSupported(IntegerGemmPath.AvxVnni, 4) ? IntegerGemmPath.AvxVnni : IntegerGemmPath.Portable
@@ -56,52 +57,59 @@ internal static unsafe partial class IntegerGemm
         _ => false,
     };
 
-    /// <summary>One GEMM call: operands as raw pointers, and the tiling.</summary>
+    /// <summary>One layer call: the rows, the packed weights as raw pointers, the epilogue operands and the tiling.</summary>
     internal struct Problem
     {
+        public ActivationRows Rows;
+        public ActivationQuantizer.Args Quantizer;
         public byte* Weights;
         public float* Scales;
         public float* Up;
         public long PanelWeightBytes;
         public int PanelScaleFloats, PanelUpFloats;
         public int PaddedK, Groups, GroupSize, PaddedRank;
-        public sbyte* A;
-        public float* ActivationScales;
-        public int* Corrections;
-        public float* LowRank;
         public int M, N;
         public float* Bias;
         public float* C;
         public int Ldc;
         public float* Residual;
         public int Ldr;
-        public int Quads, ColBlocks, MBlocks, NBlocks;
+        public int Quads, ColBlocks, Tiles;
+    }
+
+    /// <summary>The quantized operands of up to 4 consecutive rows (each array at its first row).</summary>
+    internal readonly struct Quad(sbyte* codes, float* scales, int* corrections, float* lowRank)
+    {
+        public readonly sbyte* Codes = codes;
+        public readonly float* Scales = scales;
+        public readonly int* Corrections = corrections;
+        public readonly float* LowRank = lowRank;
     }
 
     /// <summary>
     /// The micro-kernel: dst[r, n] = Σ_g sx · sw · (dot − corr), then + lowRank[r, j] · up[n, j] for j in order (one FMA
-    /// each), for rows [row0, row0 + rows) (rows ≤ 4) and outputs [16 · panel0, 16 · panel0 + cols) (cols ≤ 32); dst is
-    /// a 4 x 32 block (row stride 32), entries past rows/cols unspecified.
+    /// each), for the first rows (≤ 4) of the quad and outputs [16 · panel0, 16 · panel0 +
+    /// cols) (cols ≤ 32); dst is a 4 x 32 block (row stride 32), entries past rows/cols unspecified.
     /// </summary>
     internal interface IMicroKernel
     {
-        static abstract void Compute(ref Problem p, int row0, int rows, int panel0, int cols, float* dst);
+        static abstract void Compute(ref Problem p, in Quad q, int rows, int panel0, int cols, float* dst);
     }
 
-    public static void Run(IntegerMatrix w, in QuantizedActivations a, int m, float* bias, float* c, int ldc, float* residual, int ldr, IntegerGemmPath path)
+    public static void Run(IntegerMatrix w, in ActivationRows rows, int m, float* bias, float* c, int ldc, float* residual, int ldr, IntegerGemmPath path)
     {
         var p = new Problem
         {
+            Rows = rows, Quantizer = new ActivationQuantizer.Args(w, vectorized: path != IntegerGemmPath.Portable),
             Weights = w.PanelWeights(0), Scales = w.PanelScales(0), Up = w.PaddedRank > 0 ? w.PanelUp(0) : null,
             PanelWeightBytes = w.PanelWeights(1) - w.PanelWeights(0),
             PanelScaleFloats = w.Groups * IntegerMatrix.PanelWidth, PanelUpFloats = w.PaddedRank * IntegerMatrix.PanelWidth,
             PaddedK = w.PaddedK, Groups = w.Groups, GroupSize = w.GroupSize, PaddedRank = w.PaddedRank,
-            A = a.Codes, ActivationScales = a.Scales, Corrections = a.Corrections, LowRank = a.LowRank,
             M = m, N = w.N, Bias = bias, C = c, Ldc = ldc, Residual = residual, Ldr = ldr,
         };
         var scheduler = ThreadScheduler.Current;
         Plan(ref p, scheduler.ThreadCount);
-        int tiles = p.MBlocks * p.NBlocks;
+        int tiles = p.Tiles;
         switch (path)
         {
             case IntegerGemmPath.Avx512Bw: scheduler.For(tiles, &Tile<Int4Avx512BwMicroKernel>, &p); break;
@@ -114,39 +122,44 @@ internal static unsafe partial class IntegerGemm
         }
     }
 
-    /// <summary>Tiles of at most 16 row quads x 4 column blocks; at least two per thread when the shape allows (N split
-    /// first, so small-M products share the weight stream), a tile-row count that is a multiple of the threads.</summary>
+    /// <summary>Row tiles of at most 16 quads; at least two per thread when M allows, a count that is a multiple of the threads.</summary>
     private static void Plan(ref Problem p, int threads)
     {
         int quads = (p.M + Rows - 1) / Rows;
-        int colBlocks = (p.N + Cols - 1) / Cols;
-        int mBlocks = (quads + MaxQuadsPerTile - 1) / MaxQuadsPerTile;
-        int nBlocks = (colBlocks + MaxColBlocksPerTile - 1) / MaxColBlocksPerTile;
-        int want = threads == 1 ? 1 : 2 * threads;
-        if (mBlocks * nBlocks < want) nBlocks = Math.Min(colBlocks, (want + mBlocks - 1) / mBlocks);
-        if (mBlocks * nBlocks < want) mBlocks = Math.Min(quads, (want + nBlocks - 1) / nBlocks);
-        if (mBlocks >= threads && mBlocks % threads != 0) mBlocks = Math.Min(quads, (mBlocks + threads - 1) / threads * threads);
+        int tiles = (quads + MaxQuadsPerTile - 1) / MaxQuadsPerTile;
+        if (threads > 1)
+        {
+            tiles = Math.Max(tiles, 2 * threads);
+            tiles = Math.Min(quads, (tiles + threads - 1) / threads * threads);
+        }
         p.Quads = quads;
-        p.ColBlocks = colBlocks;
-        p.MBlocks = mBlocks;
-        p.NBlocks = nBlocks;
+        p.ColBlocks = (p.N + Cols - 1) / Cols;
+        p.Tiles = tiles;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile<TK>(void* context, int index) where TK : struct, IMicroKernel
     {
         ref Problem p = ref Unsafe.AsRef<Problem>(context);
-        var (q0, q1) = ThreadScheduler.Partition(p.Quads, p.MBlocks, index / p.NBlocks);
-        var (b0, b1) = ThreadScheduler.Partition(p.ColBlocks, p.NBlocks, index % p.NBlocks);
+        var (q0, q1) = ThreadScheduler.Partition(p.Quads, p.Tiles, index);
+        int row0 = q0 * Rows, count = Math.Min(p.M, q1 * Rows) - row0;
+        if (count <= 0) return;
+        sbyte* codes = (sbyte*)Scratch.Bytes(ScratchSlot.QuantActivations, (long)count * p.PaddedK);
+        float* scales = Scratch.Floats(ScratchSlot.QuantScales, (long)count * p.Groups);
+        int* corrections = (int*)Scratch.Bytes(ScratchSlot.QuantCorrections, (long)count * p.Groups * sizeof(int));
+        float* lowRank = p.PaddedRank > 0 ? Scratch.Floats(ScratchSlot.QuantLowRank, (long)count * p.PaddedRank) : null;
+        ActivationQuantizer.QuantizeRows(ref p.Quantizer, p.Rows, row0, count, codes, scales, corrections, lowRank);
         float* tile = stackalloc float[Rows * Cols];
-        for (int block = b0; block < b1; block++)
+        for (int block = 0; block < p.ColBlocks; block++)
         {
             int col0 = block * Cols, cols = Math.Min(Cols, p.N - col0);
-            for (int quad = q0; quad < q1; quad++)
+            for (int r = 0; r < count; r += Rows)
             {
-                int row0 = quad * Rows, rows = Math.Min(Rows, p.M - row0);
-                TK.Compute(ref p, row0, rows, 2 * block, cols, tile);
-                Epilogue(ref p, tile, row0, rows, col0, cols);
+                var quad = new Quad(codes + (long)r * p.PaddedK, scales + (long)r * p.Groups, corrections + (long)r * p.Groups,
+                    lowRank != null ? lowRank + (long)r * p.PaddedRank : null);
+                int rows = Math.Min(Rows, count - r);
+                TK.Compute(ref p, quad, rows, 2 * block, cols, tile);
+                Epilogue(ref p, tile, row0 + r, rows, col0, cols);
             }
         }
     }
@@ -183,11 +196,11 @@ internal static unsafe partial class IntegerGemm
         }
     }
 
-    /// <summary>The low-rank up projection of one row on a 16-output accumulator kept in memory (the fallback paths).</summary>
-    private static void LowRankUp(ref Problem p, int row, int panel, float* acc, int lanes)
+    /// <summary>The low-rank up projection of one row (<paramref name="lora"/>: its PaddedRank inputs) on a 16-output
+    /// accumulator kept in memory (the fallback paths).</summary>
+    private static void LowRankUp(ref Problem p, float* lora, int panel, float* acc, int lanes)
     {
         if (p.PaddedRank == 0) return;
-        float* lora = p.LowRank + (long)row * p.PaddedRank;
         float* up = p.Up + (long)panel * p.PanelUpFloats;
         for (int i = 0; i < lanes; i++)
         {

@@ -220,9 +220,7 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
         Validate(rows, m, ldc, residual, ldr);
         if (m == 0) return;
         if (!IntegerGemm.IsSupported(path, Bits)) throw new PlatformNotSupportedException($"The {path} path cannot run {Format} on this machine.");
-        var a = new QuantizedActivations(m, this);
-        ActivationQuantizer.Quantize(rows, m, this, a, vectorized: path != IntegerGemmPath.Portable);
-        IntegerGemm.Run(this, a, m, bias, c, ldc, residual, ldr, path);
+        IntegerGemm.Run(this, rows, m, bias, c, ldc, residual, ldr, path);
     }
 
     protected override void ReferenceRow(float* x, float* bias, float* y, float* residual)
