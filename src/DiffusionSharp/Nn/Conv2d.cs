@@ -1,4 +1,6 @@
+using DiffusionSharp.Kernels;
 using DiffusionSharp.Kernels.Conv;
+using DiffusionSharp.Kernels.Elementwise;
 using DiffusionSharp.Kernels.Quant;
 using DiffusionSharp.Tensors;
 
@@ -58,13 +60,13 @@ public sealed unsafe class Conv2d : Module, IConvolution
         => new(batch, height, width, InChannels, OutChannels, KernelSize, KernelSize, Stride, Stride,
             Padding.Top, Padding.Left, Padding.Bottom, Padding.Right);
 
-    public Tensor Forward(Tensor x, Tensor? residual = null)
+    public Tensor Forward(Tensor x, Tensor? residual = null, Tensor? imageBias = null)
     {
         var g = CheckedGeometry(x);
         var y = new Tensor(g.Batch, g.OutHeight, g.OutWidth, OutChannels); // [B, Ho, Wo, Cout]
         try
         {
-            Forward(x, y, residual);
+            Forward(x, y, residual, imageBias);
         }
         catch
         {
@@ -74,23 +76,50 @@ public sealed unsafe class Conv2d : Module, IConvolution
         return y;
     }
 
-    /// <summary>output = conv(x) + bias (+ residual, which may be <paramref name="output"/> itself).</summary>
-    public void Forward(Tensor x, Tensor output, Tensor? residual = null)
+    /// <summary>output = conv(x) + bias (+ imageBias [B, Cout], a bias per image) (+ residual, which may be
+    /// <paramref name="output"/> itself).</summary>
+    public void Forward(Tensor x, Tensor output, Tensor? residual = null, Tensor? imageBias = null)
     {
         var g = CheckedGeometry(x);
         if (!output.ShapeEquals(g.Batch, g.OutHeight, g.OutWidth, OutChannels))
             throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: output {output} does not match input {x}.", nameof(output));
         if (residual != null && !residual.ShapeEquals(output.Shape))
             throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: residual {residual} does not match output {output}.", nameof(residual));
+        if (imageBias != null && !imageBias.ShapeEquals(g.Batch, OutChannels))
+            throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: per-image bias {imageBias} must be [{g.Batch}, {OutChannels}].", nameof(imageBias));
         ActivationObserver.Current?.ObserveConvolution(this, x.Data, g);
         float* res = residual != null ? residual.Data : null;
+        float* image = imageBias != null ? imageBias.Data : null;
+        long pixels = g.OutHeight * g.OutWidth;
         fixed (float* bias = _bias)
         {
-            if (Quantized != null)
-                Quantized.Forward(ActivationRows.Patches(x.Data, g), checked((int)g.OutputPixels), bias, output.Data, OutChannels, res, OutChannels); // [B, Ho, Wo, Cout]
+            if ((bias != null || res != null || image != null) && !Fusions.IsOn(Fusion.Epilogue))
+            {
+                // The unfused twin: the bare convolution into its own tensor, then one pass per added term.
+                using var product = res != null ? new Tensor(output.Shape) : null; // [B, Ho, Wo, Cout]
+                float* p = product != null ? product.Data : output.Data;
+                Product(x.Data, g, null, p, null, null);                                     // [B, Ho, Wo, Cout]
+                EpiloguePasses.Apply(p, g.OutputPixels, OutChannels, bias, image, pixels, res, output.Data); // [B, Ho, Wo, Cout]
+            }
+            else if (image != null && Quantized != null)
+            {
+                Product(x.Data, g, bias, output.Data, res, null);                            // [B, Ho, Wo, Cout]
+                EpiloguePasses.Apply(output.Data, g.OutputPixels, OutChannels, null, image, pixels, null, output.Data); // [B, Ho, Wo, Cout]
+            }
             else
-                Conv2dKernel.Forward(x.Data, g, Weights!, bias, output.Data, res); // [B, Ho, Wo, Cout]
+            {
+                Product(x.Data, g, bias, output.Data, res, image);                           // [B, Ho, Wo, Cout]
+            }
         }
+    }
+
+    /// <summary>y = conv(x) (+ bias) (+ imageBias) (+ residual) through the layer's kernel (the quantized one takes no image bias).</summary>
+    private void Product(float* x, in Conv2dGeometry g, float* bias, float* y, float* residual, float* imageBias)
+    {
+        if (Quantized != null)
+            Quantized.Forward(ActivationRows.Patches(x, g), checked((int)g.OutputPixels), bias, y, OutChannels, residual, OutChannels); // [B, Ho, Wo, Cout]
+        else
+            Conv2dKernel.Forward(x, g, Weights!, bias, y, residual, imageBias); // [B, Ho, Wo, Cout]
     }
 
     public long MultiplyAccumulates(int height, int width)

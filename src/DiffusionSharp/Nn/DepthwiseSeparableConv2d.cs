@@ -29,7 +29,7 @@ public sealed unsafe class DepthwiseSeparableConv2d : Module, IConvolution
 
     public static DepthwiseSeparableConv2d Load(WeightScope scope, int inChannels, int outChannels) => new(scope, inChannels, outChannels);
 
-    public Tensor Forward(Tensor x, Tensor? residual = null)
+    public Tensor Forward(Tensor x, Tensor? residual = null, Tensor? imageBias = null)
     {
         if (x.Rank != 4 || x.Shape[3] != InChannels)
             throw new ArgumentException($"Separable conv {InChannels}->{OutChannels}: input {x} must be [B, H, W, {InChannels}].", nameof(x));
@@ -41,7 +41,7 @@ public sealed unsafe class DepthwiseSeparableConv2d : Module, IConvolution
         var y = new Tensor(b, h, w, OutChannels); // [B, H, W, Cout]
         try
         {
-            _pointwise.Forward(depthwise, y, residual); // [B, H, W, Cout]
+            _pointwise.Forward(depthwise, y, residual, imageBias); // [B, H, W, Cout]
         }
         catch
         {

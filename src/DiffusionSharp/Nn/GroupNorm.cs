@@ -1,3 +1,4 @@
+using DiffusionSharp.Kernels;
 using DiffusionSharp.Kernels.Norm;
 using DiffusionSharp.Tensors;
 
@@ -55,7 +56,17 @@ public sealed unsafe class GroupNorm : Module
         int batch = x.Shape[0];
         int spatial = checked((int)(x.Length / ((long)batch * Channels)));
         fixed (float* gamma = _weight, beta = _bias)
-            GroupNormKernel.Forward(x.Data, batch, spatial, Channels, Groups, Eps, gamma, beta, output.Data, silu); // [B, ..., C]
+        {
+            if (silu && !Fusions.IsOn(Fusion.GroupNormSilu))
+            {
+                using var normed = new Tensor(x.Shape); // [B, ..., C]: the intermediate a naive engine writes
+                GroupNormKernel.ForwardUnfused(x.Data, batch, spatial, Channels, Groups, Eps, gamma, beta, normed.Data, output.Data); // [B, ..., C]
+            }
+            else
+            {
+                GroupNormKernel.Forward(x.Data, batch, spatial, Channels, Groups, Eps, gamma, beta, output.Data, silu); // [B, ..., C]
+            }
+        }
     }
 
     protected override long OwnParameterCount => 2L * Channels;

@@ -1,3 +1,5 @@
+using DiffusionSharp.Kernels;
+using DiffusionSharp.Kernels.Elementwise;
 using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Kernels.Quant;
 using DiffusionSharp.Tensors;
@@ -82,24 +84,51 @@ public sealed unsafe class Linear : Module
         return y;
     }
 
-    /// <summary>output = x · Wᵀ + b (+ residual). <paramref name="residual"/> may be <paramref name="output"/> itself
-    /// (accumulate in place); <paramref name="output"/> must not overlap <paramref name="x"/>.</summary>
-    public void Forward(Tensor x, Tensor output, Tensor? residual = null)
+    /// <summary>output = x · Wᵀ + b (+ imageBias) (+ residual). <paramref name="residual"/> may be <paramref name="output"/>
+    /// itself (accumulate in place); <paramref name="output"/> must not overlap <paramref name="x"/>. <paramref name="imageBias"/>
+    /// [images, out] adds a bias per image, the rows split evenly between the images (a time embedding over pixels).</summary>
+    public void Forward(Tensor x, Tensor output, Tensor? residual = null, Tensor? imageBias = null)
     {
         int rows = Rows(x, InFeatures, "input");
         if (Rows(output, OutFeatures, "output") != rows)
             throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: output {output} does not match input {x}.", nameof(output));
         if (residual != null && (residual.Length != output.Length || residual.Shape[^1] != OutFeatures))
             throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: residual {residual} does not match output {output}.", nameof(residual));
+        if (imageBias != null && (imageBias.Rank != 2 || imageBias.Shape[1] != OutFeatures || imageBias.Shape[0] <= 0 || rows % imageBias.Shape[0] != 0))
+            throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: per-image bias {imageBias} must be [images, {OutFeatures}] with the {rows} rows split evenly.", nameof(imageBias));
         ActivationObserver.Current?.ObserveLinear(this, x.Data, rows);
         float* res = residual != null ? residual.Data : null;
+        float* image = imageBias != null ? imageBias.Data : null;
+        int imageRows = imageBias != null ? rows / imageBias.Shape[0] : 0;
         fixed (float* bias = _bias)
         {
-            if (Quantized != null)
-                Quantized.Forward(ActivationRows.Matrix(x.Data, InFeatures, InFeatures), rows, bias, output.Data, OutFeatures, res, OutFeatures); // [..., out]
+            if ((bias != null || res != null || image != null) && !Fusions.IsOn(Fusion.Epilogue))
+            {
+                // The unfused twin: the bare product into its own tensor, then one pass per added term.
+                using var product = res != null ? new Tensor(output.Shape) : null; // [..., out]
+                float* p = product != null ? product.Data : output.Data;
+                Product(x, rows, null, p, null, null, 0);                                    // [..., out]
+                EpiloguePasses.Apply(p, rows, OutFeatures, bias, image, imageRows, res, output.Data); // [..., out]
+            }
+            else if (image != null && Quantized != null)
+            {
+                Product(x, rows, bias, output.Data, res, null, 0);                           // [..., out]
+                EpiloguePasses.Apply(output.Data, rows, OutFeatures, null, image, imageRows, null, output.Data); // [..., out]
+            }
             else
-                GemmKernel.Linear(x.Data, InFeatures, rows, Weight!, bias, output.Data, OutFeatures, res, OutFeatures); // [..., out]
+            {
+                Product(x, rows, bias, output.Data, res, image, imageRows);                  // [..., out]
+            }
         }
+    }
+
+    /// <summary>y = x · Wᵀ (+ bias) (+ imageBias) (+ residual) through the layer's kernel (the quantized one takes no image bias).</summary>
+    private void Product(Tensor x, int rows, float* bias, float* y, float* residual, float* imageBias, int imageRows)
+    {
+        if (Quantized != null)
+            Quantized.Forward(ActivationRows.Matrix(x.Data, InFeatures, InFeatures), rows, bias, y, OutFeatures, residual, OutFeatures); // [..., out]
+        else
+            GemmKernel.Linear(x.Data, InFeatures, rows, Weight!, bias, y, OutFeatures, residual, OutFeatures, imageBias, imageRows); // [..., out]
     }
 
     /// <summary>Multiply-accumulates of one forward over <paramref name="rows"/> rows.</summary>

@@ -26,7 +26,8 @@ public unsafe readonly struct AttentionOperands
 /// o[b, i, h] = sum_j w(s_ij) v[b, j, h] with s_ij = q[b, i, h]·k[b, j, h] * scale.
 /// Batch b of q is row b*Tq; of k and v, row b*Tk. Head h is channels [h*d, (h+1)*d) of every row.
 /// Causal attention masks keys j &gt; i (CLIP's text encoder). Query rows are independent: results are bitwise
-/// deterministic for any thread count. O must not overlap Q, K or V.
+/// deterministic for any thread count. O must not overlap Q, K or V. With <see cref="Fusion.Softmax"/> or
+/// <see cref="Fusion.FlashAttention"/> off, non-causal calls run the unfused twins (AttentionKernel.Unfused.cs).
 /// </summary>
 public static unsafe partial class AttentionKernel
 {
@@ -35,6 +36,8 @@ public static unsafe partial class AttentionKernel
     {
         Validate(ops, batch, heads, tq, tk, headDim, causal);
         if (KernelSettings.UseReference) ForwardReference(ops, batch, heads, tq, tk, headDim, scale, activation, causal);
+        else if (!causal && !Fusions.IsOn(Fusion.Softmax)) ForwardScoreMatrix(ops, batch, heads, tq, tk, headDim, scale, activation);
+        else if (!causal && !Fusions.IsOn(Fusion.FlashAttention)) ForwardPartialSoftmax(ops, batch, heads, tq, tk, headDim, scale, activation);
         else ForwardFlash(ops, batch, heads, tq, tk, headDim, scale, activation, causal, KernelSettings.BestIsa);
     }
 

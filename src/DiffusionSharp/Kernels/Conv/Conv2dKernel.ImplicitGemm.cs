@@ -21,18 +21,28 @@ namespace DiffusionSharp.Kernels.Conv;
 public static unsafe partial class Conv2dKernel
 {
     internal static void Forward(float* x, in Conv2dGeometry g, ConvolutionWeights w, float* bias, float* y, float* residual, KernelIsa isa)
+        => Forward(x, g, w, bias, y, residual, null, isa);
+
+    internal static void Forward(float* x, in Conv2dGeometry g, ConvolutionWeights w, float* bias, float* y, float* residual, float* imageBias, KernelIsa isa)
     {
         int pixels = checked((int)g.OutputPixels);
+        int imageRows = g.OutHeight * g.OutWidth;
         if (g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideH == 1 && g.StrideW == 1 &&
             g.PadTop == 0 && g.PadLeft == 0 && g.PadBottom == 0 && g.PadRight == 0)
         {
             var linear = new GemmKernel.Problem<GemmKernel.RowMajorRows>(new GemmKernel.RowMajorRows(x, g.InChannels),
-                pixels, g.OutChannels, g.InChannels, w.Matrix.Data, 1f, bias, y, g.OutChannels, residual, g.OutChannels);
+                pixels, g.OutChannels, g.InChannels, w.Matrix.Data, 1f, bias, y, g.OutChannels, residual, g.OutChannels)
+            {
+                ImageBias = imageBias, ImageRows = imageRows,
+            };
             GemmKernel.Run(ref linear, isa);
             return;
         }
         var problem = new GemmKernel.Problem<PatchRows>(new PatchRows(x, g), pixels, g.OutChannels, g.PatchSize,
-            w.Matrix.Data, 1f, bias, y, g.OutChannels, residual, g.OutChannels);
+            w.Matrix.Data, 1f, bias, y, g.OutChannels, residual, g.OutChannels)
+        {
+            ImageBias = imageBias, ImageRows = imageRows,
+        };
         GemmKernel.Run(ref problem, isa);
     }
 

@@ -3,7 +3,7 @@ namespace DiffusionSharp.Kernels.Conv;
 public static unsafe partial class Conv2dKernel
 {
     /// <summary>Direct convolution, double accumulation: the spec.</summary>
-    public static void ForwardReference(float* x, in Conv2dGeometry g, ConvolutionWeights w, float* bias, float* y, float* residual)
+    public static void ForwardReference(float* x, in Conv2dGeometry g, ConvolutionWeights w, float* bias, float* y, float* residual, float* imageBias = null)
     {
         int ho = g.OutHeight, wo = g.OutWidth;
         for (int b = 0; b < g.Batch; b++)
@@ -14,6 +14,7 @@ public static unsafe partial class Conv2dKernel
             for (int o = 0; o < g.OutChannels; o++)
             {
                 double sum = bias != null ? bias[o] : 0.0;
+                if (imageBias != null) sum += imageBias[(long)b * g.OutChannels + o];
                 for (int ky = 0; ky < g.KernelHeight; ky++)
                 {
                     int iy = oy * g.StrideH - g.PadTop + ky;

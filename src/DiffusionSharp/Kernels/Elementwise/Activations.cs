@@ -67,6 +67,42 @@ public static unsafe class Activations
     }
 
     /// <summary>
+    /// y[r, i] = act(x[r, i]) over a [rows, width] block with row strides ldx and ldy (a column slice of a wider tensor,
+    /// such as the gate half of a GEGLU projection); rows split over the threads. x and y must not overlap unless equal.
+    /// </summary>
+    public static void ApplyRows(ActivationKind kind, float* x, int ldx, int rows, int width, float* y, int ldy)
+    {
+        if (rows < 0 || width < 0 || ldx < width || ldy < width)
+            throw new ArgumentException($"Activation over rows: invalid shape [{rows}, {width}] with strides {ldx}, {ldy}.");
+        if (KernelSettings.UseReference)
+        {
+            for (long r = 0; r < rows; r++) ApplyReference(kind, x + r * ldx, y + r * ldy, width);
+            return;
+        }
+        var body = new RowsBody { Kind = kind, X = x, Ldx = ldx, Y = y, Ldy = ldy, Width = width };
+        RangeParallel.For(rows, Math.Max(1, RangeParallel.DefaultGrain / Math.Max(1, width)), ref body);
+    }
+
+    private struct RowsBody : RangeParallel.IRangeBody
+    {
+        public ActivationKind Kind;
+        public float* X, Y;
+        public int Ldx, Ldy, Width;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
+        {
+            var row = new ApplyBody { Kind = Kind };
+            for (long r = start; r < end; r++)
+            {
+                row.X = X + r * Ldx;
+                row.Y = Y + r * Ldy;
+                row.Run(0, Width);
+            }
+        }
+    }
+
+    /// <summary>
     /// Gated activation over rows of [value | gate] (each <paramref name="width"/> wide; input row stride 2*width):
     /// y[r, i] = x[r, i] * act(x[r, width + i]). y [rows, width] must not overlap x unless y == x (then rows compact in
     /// place; that case runs on one thread, since row r's output overwrites input rows other threads still read).

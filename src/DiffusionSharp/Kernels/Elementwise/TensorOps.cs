@@ -29,6 +29,34 @@ public static unsafe class TensorOps
         }
     }
 
+    /// <summary>y[r, c] = a[r, c] · b[r, c] over [rows, cols] blocks with row strides lda, ldb, ldy (y may alias a or b).</summary>
+    public static void Multiply(float* a, int lda, float* b, int ldb, int rows, int cols, float* y, int ldy)
+    {
+        if (rows < 0 || cols < 0 || lda < cols || ldb < cols || ldy < cols)
+            throw new ArgumentException($"Multiply: invalid shape [{rows}, {cols}] with strides {lda}, {ldb}, {ldy}.");
+        if (cols == 0) return;
+        var body = new MultiplyBody { A = a, Lda = lda, B = b, Ldb = ldb, Y = y, Ldy = ldy, Cols = cols };
+        RangeParallel.For(rows, Math.Max(1, RangeParallel.DefaultGrain / cols), ref body);
+    }
+
+    private struct MultiplyBody : RangeParallel.IRangeBody
+    {
+        public float* A, B, Y;
+        public int Lda, Ldb, Ldy, Cols;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Run(long start, long end)
+        {
+            for (long r = start; r < end; r++)
+            {
+                float* a = A + r * Lda, b = B + r * Ldb, y = Y + r * Ldy;
+                int c = 0;
+                for (; c <= Cols - 16; c += 16) (Vector512.Load(a + c) * Vector512.Load(b + c)).Store(y + c);
+                for (; c < Cols; c++) y[c] = a[c] * b[c];
+            }
+        }
+    }
+
     /// <summary>x[r, c] += v[c] for rows x [rows, cols] (a per-channel bias or an embedding broadcast over pixels).</summary>
     public static void AddRowVector(float* x, long rows, int cols, float* v)
     {

@@ -69,6 +69,9 @@ public static unsafe partial class GemmKernel
         public int Ldc;
         public float* Residual;
         public int Ldr;
+        /// <summary>Optional per-image bias [M / ImageRows, N] (row stride N): row r adds ImageBias[r / ImageRows] (ResnetBlock2D's time embedding).</summary>
+        public float* ImageBias;
+        public int ImageRows;
 
         public int Groups, PanelCount, MBlocks, NBlocks, KBlocks;
 
@@ -159,27 +162,34 @@ public static unsafe partial class GemmKernel
                     int row = row0 + r0;
                     Epilogue(tile, groupRows, cols, p.Alpha, p.Bias != null ? p.Bias + col0 : null,
                         p.C + (long)row * p.Ldc + col0, p.Ldc,
-                        p.Residual != null ? p.Residual + (long)row * p.Ldr + col0 : null, p.Ldr);
+                        p.Residual != null ? p.Residual + (long)row * p.Ldr + col0 : null, p.Ldr,
+                        p.ImageBias != null ? p.ImageBias + col0 : null, p.N, row, p.ImageRows);
                 }
             }
         }
     }
 
-    /// <summary>c[r, j] = alpha · tile[r, j] (+ bias[j]) (+ residual[r, j]) for a rows x cols block; alpha 1 skips the multiply.</summary>
+    /// <summary>
+    /// c[r, j] = alpha · tile[r, j] (+ bias[j]) (+ imageBias[(row0 + r) / imageRows, j]) (+ residual[r, j]) for a rows x cols
+    /// block whose first row is row0 of C; alpha 1 skips the multiply. imageBias rows are ldb apart.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Epilogue(float* tile, int rows, int cols, float alpha, float* bias, float* c, int ldc, float* residual, int ldr)
+    private static void Epilogue(float* tile, int rows, int cols, float alpha, float* bias, float* c, int ldc, float* residual, int ldr,
+        float* imageBias, int ldb, int row0, int imageRows)
     {
         for (int r = 0; r < rows; r++)
         {
             float* t = tile + r * MicroKernel.Cols;
             float* dst = c + (long)r * ldc;
             float* res = residual != null ? residual + (long)r * ldr : null;
+            float* image = imageBias != null ? imageBias + (long)((row0 + r) / imageRows) * ldb : null;
             int j = 0;
             for (; j <= cols - Vector<float>.Count; j += Vector<float>.Count)
             {
                 var v = Unsafe.ReadUnaligned<Vector<float>>(t + j);
                 if (alpha != 1f) v *= alpha;
                 if (bias != null) v += Unsafe.ReadUnaligned<Vector<float>>(bias + j);
+                if (image != null) v += Unsafe.ReadUnaligned<Vector<float>>(image + j);
                 if (res != null) v += Unsafe.ReadUnaligned<Vector<float>>(res + j);
                 Unsafe.WriteUnaligned(dst + j, v);
             }
@@ -188,6 +198,7 @@ public static unsafe partial class GemmKernel
                 float v = t[j];
                 if (alpha != 1f) v *= alpha;
                 if (bias != null) v += bias[j];
+                if (image != null) v += image[j];
                 if (res != null) v += res[j];
                 dst[j] = v;
             }

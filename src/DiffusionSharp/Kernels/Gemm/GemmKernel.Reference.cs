@@ -4,12 +4,13 @@ namespace DiffusionSharp.Kernels.Gemm;
 public static unsafe partial class GemmKernel
 {
     public static void LinearReference(float* a, int lda, int m, PackedMatrix w, float* bias, float* c, int ldc,
-        float* residual, int ldr)
+        float* residual, int ldr, float* imageBias = null, int imageRows = 0)
     {
         for (int i = 0; i < m; i++)
         for (int j = 0; j < w.N; j++)
         {
             double sum = bias != null ? bias[j] : 0.0;
+            if (imageBias != null) sum += imageBias[(long)(i / imageRows) * w.N + j];
             for (int p = 0; p < w.K; p++) sum += (double)a[(long)i * lda + p] * w[j, p];
             if (residual != null) sum += residual[(long)i * ldr + j];
             c[(long)i * ldc + j] = (float)sum;

@@ -1,31 +1,41 @@
 namespace DiffusionSharp.Kernels.Gemm;
 
 /// <summary>
-/// C = A · Wᵀ + bias (+ residual): the linear layer, and through im2col-free packing the 1x1 convolution.
+/// C = A · Wᵀ + bias (+ imageBias) (+ residual): the linear layer, and through im2col-free packing the 1x1 convolution.
 /// A is row-major [M, K] with row stride <c>lda</c>; W is a <see cref="PackedMatrix"/> [N, K]; C is [M, N] with
 /// row stride <c>ldc</c>. <c>bias</c> [N] and <c>residual</c> [M, N] (row stride <c>ldr</c>, may alias C) are optional;
-/// C must not overlap A. Every output is computed the same way whatever the thread count: results are bitwise
-/// deterministic.
+/// so is <c>imageBias</c> [M / imageRows, N]: a bias per image of <c>imageRows</c> rows (ResnetBlock2D's time
+/// embedding, folded into the epilogue). C must not overlap A. Every output is computed the same way whatever the thread
+/// count: results are bitwise deterministic.
 /// </summary>
 public static unsafe partial class GemmKernel
 {
     public static void Linear(float* a, int lda, int m, PackedMatrix w, float* bias, float* c, int ldc,
-        float* residual = null, int ldr = 0)
+        float* residual = null, int ldr = 0, float* imageBias = null, int imageRows = 0)
     {
         ArgumentNullException.ThrowIfNull(w);
         if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "GEMM row count cannot be negative.");
         if (m == 0) return;
         if (lda < w.K || ldc < w.N || (residual != null && ldr < w.N))
             throw new ArgumentException($"GEMM strides too small: lda {lda} (K {w.K}), ldc {ldc}, ldr {ldr} (N {w.N}).");
-        if (KernelSettings.UseReference) LinearReference(a, lda, m, w, bias, c, ldc, residual, ldr);
-        else Linear(a, lda, m, w, bias, c, ldc, residual, ldr, KernelSettings.BestIsa);
+        if (imageBias != null && imageRows <= 0)
+            throw new ArgumentOutOfRangeException(nameof(imageRows), imageRows, "A per-image bias needs a positive row count per image.");
+        if (KernelSettings.UseReference) LinearReference(a, lda, m, w, bias, c, ldc, residual, ldr, imageBias, imageRows);
+        else Linear(a, lda, m, w, bias, c, ldc, residual, ldr, imageBias, imageRows, KernelSettings.BestIsa);
     }
 
     /// <summary>The fast linear layer on a chosen instruction-set path (tests sweep every supported one).</summary>
     internal static void Linear(float* a, int lda, int m, PackedMatrix w, float* bias, float* c, int ldc,
         float* residual, int ldr, KernelIsa isa)
+        => Linear(a, lda, m, w, bias, c, ldc, residual, ldr, null, 0, isa);
+
+    internal static void Linear(float* a, int lda, int m, PackedMatrix w, float* bias, float* c, int ldc,
+        float* residual, int ldr, float* imageBias, int imageRows, KernelIsa isa)
     {
-        var problem = new Problem<RowMajorRows>(new RowMajorRows(a, lda), m, w.N, w.K, w.Data, 1f, bias, c, ldc, residual, ldr);
+        var problem = new Problem<RowMajorRows>(new RowMajorRows(a, lda), m, w.N, w.K, w.Data, 1f, bias, c, ldc, residual, ldr)
+        {
+            ImageBias = imageBias, ImageRows = imageRows,
+        };
         Run(ref problem, isa);
     }
 

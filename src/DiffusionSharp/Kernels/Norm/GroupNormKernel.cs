@@ -37,6 +37,19 @@ public static unsafe class GroupNormKernel
         else ForwardFast(x, batch, spatial, channels, groups, eps, gamma, beta, y, silu);
     }
 
+    /// <summary>
+    /// The unfused twin of GroupNorm+SiLU (<see cref="Fusion.GroupNormSilu"/> off): GroupNorm into the intermediate
+    /// <paramref name="normed"/> (same shape as x), then a separate SiLU pass from it into y, as a naive engine runs the
+    /// pair. normed must not overlap x or y; x and y may alias. The fused kernel rounds the normalised value to float
+    /// before its SiLU as well, so the two agree to the SiLU's own rounding.
+    /// </summary>
+    public static void ForwardUnfused(float* x, int batch, int spatial, int channels, int groups, float eps,
+        float* gamma, float* beta, float* normed, float* y)
+    {
+        Forward(x, batch, spatial, channels, groups, eps, gamma, beta, normed, silu: false); // [B, S, C]
+        Activations.Apply(ActivationKind.Silu, normed, y, (long)batch * spatial * channels); // [B, S, C]
+    }
+
     private static void Validate(int batch, int spatial, int channels, int groups, float* gamma, float* beta)
     {
         if (batch < 0 || spatial < 0 || channels <= 0)

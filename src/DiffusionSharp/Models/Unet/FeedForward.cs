@@ -1,3 +1,4 @@
+using DiffusionSharp.Kernels;
 using DiffusionSharp.Kernels.Elementwise;
 using DiffusionSharp.Nn;
 using DiffusionSharp.Tensors;
@@ -58,12 +59,26 @@ public sealed unsafe class FeedForward : Module
     {
         using var projected = _proj.Forward(x); // [B, T, 2*inner]
         int rows = checked((int)(projected.Length / (2 * InnerDim)));
-        Activations.Gated(Gate, projected.Data, rows, InnerDim, projected.Data); // [B*T, inner], rows compacted in place
-        using var gated = Tensor.View(projected.Data, rows, InnerDim); // [B*T, inner]: the first half of the buffer
         using var flatOutput = output.Reshape(rows, Dim); // [B*T, C] view
         using var flatResidual = residual?.Reshape(rows, Dim); // [B*T, C] view
-        _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
+        if (Fusions.IsOn(Fusion.Geglu))
+        {
+            Activations.Gated(Gate, projected.Data, rows, InnerDim, projected.Data); // [B*T, inner], rows compacted in place
+            using var gated = Tensor.View(projected.Data, rows, InnerDim); // [B*T, inner]: the first half of the buffer
+            _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
+        }
+        else
+        {
+            // The unfused twin, as diffusers' GEGLU runs it: chunk(2) as views, act(gate) into a tensor, value * that into another.
+            using var activatedGate = new Tensor(rows, InnerDim); // [B*T, inner]
+            Activations.ApplyRows(GateActivation, projected.Data + InnerDim, 2 * InnerDim, rows, InnerDim, activatedGate.Data, InnerDim); // [B*T, inner]
+            using var gated = new Tensor(rows, InnerDim); // [B*T, inner]
+            TensorOps.Multiply(projected.Data, 2 * InnerDim, activatedGate.Data, InnerDim, rows, InnerDim, gated.Data, InnerDim); // [B*T, inner]
+            _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
+        }
     }
+
+    private ActivationKind GateActivation => Gate == GateKind.Geglu ? ActivationKind.Gelu : ActivationKind.Silu;
 
     public long MultiplyAccumulates(int tokens) => _proj.MultiplyAccumulates(tokens) + _out.MultiplyAccumulates(tokens);
 }

@@ -1,3 +1,4 @@
+using DiffusionSharp.Kernels;
 using DiffusionSharp.Kernels.Elementwise;
 using DiffusionSharp.Nn;
 using DiffusionSharp.Tensors;
@@ -104,31 +105,45 @@ public sealed unsafe class ResnetBlock2D : Module
     }
 
     /// <summary>
-    /// conv2(silu(norm2(conv1(silu(norm1(x))) + time_emb_proj(silu(temb))))) + shortcut, the residual add fused into conv2;
-    /// <paramref name="shortcut"/> receives conv_shortcut(x) (null when x is its own shortcut), computed only once the
-    /// input-width activations are freed.
+    /// conv2(silu(norm2(conv1(silu(norm1(x))) + time_emb_proj(silu(temb))))) + shortcut, the time embedding a per-image bias
+    /// of conv1's epilogue (<see cref="Fusion.TimestepEmbedding"/>; off: a broadcast add pass after conv1) and the residual
+    /// add fused into conv2; <paramref name="shortcut"/> receives conv_shortcut(x) (null when x is its own shortcut),
+    /// computed only once the input-width activations are freed.
     /// </summary>
     private Tensor Branch(Tensor x, Tensor? temb, int b, int pixels, out Tensor? shortcut)
     {
         shortcut = null;
         Tensor hidden;
+        using (var timeBias = _timeEmbProj != null ? TimeBias(temb!) : null) // [B, Cout]
         using (var normed = _norm1.Forward(x, silu: true)) // [B, H, W, Cin]
-            hidden = _conv1.Forward(normed); // [B, H, W, Cout]
+        {
+            if (timeBias != null && Fusions.IsOn(Fusion.TimestepEmbedding))
+            {
+                hidden = _conv1.Forward(normed, imageBias: timeBias); // [B, H, W, Cout]
+            }
+            else
+            {
+                hidden = _conv1.Forward(normed); // [B, H, W, Cout]
+                if (timeBias != null)
+                    for (int i = 0; i < b; i++)
+                        TensorOps.AddRowVector(hidden.Data + (long)i * pixels * OutChannels, pixels, OutChannels, timeBias.Data + (long)i * OutChannels); // [B, H, W, Cout]
+            }
+        }
         using (hidden)
         {
-            if (_timeEmbProj != null)
-            {
-                using var activated = new Tensor(temb!.Shape); // [B, Temb]
-                Activations.Apply(ActivationKind.Silu, temb.Data, activated.Data, temb.Length); // [B, Temb]
-                using var timeBias = _timeEmbProj.Forward(activated); // [B, Cout]
-                for (int i = 0; i < b; i++)
-                    TensorOps.AddRowVector(hidden.Data + (long)i * pixels * OutChannels, pixels, OutChannels, timeBias.Data + (long)i * OutChannels); // [B, H, W, Cout]
-            }
             _norm2.Forward(hidden, hidden, silu: true); // [B, H, W, Cout]
             if (_convShortcut == null) return _conv2.Forward(hidden, residual: x); // [B, H, W, Cout]
             shortcut = _convShortcut.Forward(x); // [B, H, W, Cout]
             return _conv2.Forward(hidden, residual: shortcut); // [B, H, W, Cout]
         }
+    }
+
+    /// <summary>time_emb_proj(silu(temb)): temb [B, Temb] -> [B, Cout], a new tensor.</summary>
+    private Tensor TimeBias(Tensor temb)
+    {
+        using var activated = new Tensor(temb.Shape); // [B, Temb]
+        Activations.Apply(ActivationKind.Silu, temb.Data, activated.Data, temb.Length); // [B, Temb]
+        return _timeEmbProj!.Forward(activated); // [B, Cout]
     }
 
     /// <summary>Multiply-accumulates of the part that still runs when the block is skipped: conv_shortcut, if any.</summary>
