@@ -169,7 +169,7 @@ public sealed record ModelBenchmark
     }
 
     /// <summary>[negative, prompt] (or [prompt] alone for one pass), padded to the encoder's length, as the pipeline tokenizes.</summary>
-    private static int[] TokenIds(StableDiffusionModel model, int batch, int tokens)
+    internal static int[] TokenIds(StableDiffusionModel model, int batch, int tokens)
     {
         var ids = new int[batch * tokens];
         model.Tokenizer.Tokenize(Prompt, tokens).InputIds.AsSpan().CopyTo(ids.AsSpan((batch - 1) * tokens));

@@ -38,6 +38,7 @@ public static class BenchCommand
             threads, json, verbose, model, width, height, steps, repeats, modelConfig, quant,
             CreatePeak(output, error, threads, json, verbose),
             CreateOps(output, error, threads, json, verbose),
+            CreateFusions(output, error, threads, json, verbose),
         };
         command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
         {
@@ -86,6 +87,40 @@ public static class BenchCommand
         command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
         {
             var result = OpsBenchmark.Run(ThreadCount(parse.GetValue(threads)), parse.GetValue(repeats), error, cancellationToken, parse.GetValue(quant));
+            if (parse.GetValue(json)) BenchFormat.WriteJson(output, result.ToJson());
+            else result.WriteTable(output);
+        }));
+        return command;
+    }
+
+    private static Command CreateFusions(TextWriter output, TextWriter error, Option<int> threads, Option<bool> json, Option<bool> verbose)
+    {
+        var model = new Option<string?>("--model", "-m") { Description = "Model to time: a single-file .safetensors checkpoint or a diffusers folder. Default: the shipped model." };
+        var width = new Option<int?>("--width", "-W") { Description = "Image width in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--width must be a pixel count from 1 to 8192") };
+        var height = new Option<int?>("--height", "-H") { Description = "Image height in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
+        var repeats = Repeats(3, "Timed rounds after a warm-up; each round runs every variant once, in turn. The median counts.");
+        var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
+        var noOps = new Option<bool>("--no-ops") { Description = "Skip the single-op figures at SD 1.5 shapes; time only the UNet step." };
+        var command = new Command("fusions",
+            "Time the model's UNet step with every fusion on, with each one off in turn (DIFFUSIONSHARP_UNFUSED names) and with " +
+            "all off, interleaved in one process; print each fusion's gain, the managed bytes per step, and each fusion on " +
+            "its own op at SD 1.5 shapes.")
+        {
+            model, width, height, repeats, modelConfig, noOps,
+        };
+        command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
+        {
+            var options = new FusionBenchOptions
+            {
+                ModelPath = parse.GetValue(model) ?? DefaultModel.Path,
+                Load = new ModelLoadOptions { ConfigFolder = parse.GetValue(modelConfig) },
+                Width = parse.GetValue(width),
+                Height = parse.GetValue(height),
+                Threads = ThreadCount(parse.GetValue(threads)),
+                Repeats = parse.GetValue(repeats),
+                Ops = !parse.GetValue(noOps),
+            };
+            var result = FusionBenchmark.Run(options, error, cancellationToken);
             if (parse.GetValue(json)) BenchFormat.WriteJson(output, result.ToJson());
             else result.WriteTable(output);
         }));

@@ -63,8 +63,9 @@ public sealed unsafe class FeedForward : Module
         using var flatResidual = residual?.Reshape(rows, Dim); // [B*T, C] view
         if (Fusions.IsOn(Fusion.Geglu))
         {
-            Activations.Gated(Gate, projected.Data, rows, InnerDim, projected.Data); // [B*T, inner], rows compacted in place
-            using var gated = Tensor.View(projected.Data, rows, InnerDim); // [B*T, inner]: the first half of the buffer
+            // Out of place: compacting rows in place would have to run on one thread (a row's output overwrites input another reads).
+            using var gated = new Tensor(rows, InnerDim); // [B*T, inner]
+            Activations.Gated(Gate, projected.Data, rows, InnerDim, gated.Data); // [B*T, inner]
             _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
         }
         else
