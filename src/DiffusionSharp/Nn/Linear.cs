@@ -32,7 +32,17 @@ public sealed unsafe class Linear : Module
     /// <summary>The bias [out] (empty without one).</summary>
     public ReadOnlySpan<float> Bias => _bias;
 
-    private Linear(string key, PackedMatrix? weight, QuantizedMatrix? quantized, float[]? bias, int inFeatures, int outFeatures)
+    /// <summary>
+    /// For a gated projection (<see cref="LoadGated"/>): the width of the alternating value and gate column blocks of
+    /// the output — <see cref="GemmKernel.GateBlock"/> when the rows were interleaved for the gated epilogue, else the inner
+    /// width (value half, then gate half, as in the checkpoint). 0 for other layers.
+    /// </summary>
+    public int GateBlockWidth { get; }
+
+    /// <summary>Whether <see cref="ForwardGated"/> can fold the gate into the GEMM epilogue (fp32, interleaved rows).</summary>
+    public bool CanGateInEpilogue => Weight != null && GateBlockWidth == GemmKernel.GateBlock;
+
+    private Linear(string key, PackedMatrix? weight, QuantizedMatrix? quantized, float[]? bias, int inFeatures, int outFeatures, int gateBlockWidth)
     {
         Key = key;
         InFeatures = inFeatures;
@@ -40,23 +50,40 @@ public sealed unsafe class Linear : Module
         Weight = weight;
         Quantized = quantized;
         _bias = bias;
+        GateBlockWidth = gateBlockWidth;
     }
 
     /// <summary>Binds <c>weight</c> [out, in] and, when <paramref name="bias"/>, <c>bias</c> [out].</summary>
     public static Linear Load(WeightScope scope, int inFeatures, int outFeatures, bool bias = true)
-        => Bind(scope, [outFeatures, inFeatures], inFeatures, outFeatures, bias);
+        => Bind(scope, [outFeatures, inFeatures], inFeatures, outFeatures, bias, 0);
 
     /// <summary>Binds a 1x1 convolution: <c>weight</c> [out, in, 1, 1] and <c>bias</c> [out].</summary>
     public static Linear LoadPointwiseConv(WeightScope scope, int inChannels, int outChannels, bool bias = true)
-        => Bind(scope, [outChannels, inChannels, 1, 1], inChannels, outChannels, bias);
+        => Bind(scope, [outChannels, inChannels, 1, 1], inChannels, outChannels, bias, 0);
 
-    private static Linear Bind(WeightScope scope, int[] weightShape, int inFeatures, int outFeatures, bool bias)
+    /// <summary>
+    /// Binds a gated feed-forward projection, <c>weight</c> [2·inner, in] (value rows, then gate rows) and <c>bias</c>
+    /// [2·inner]. In fp32, with inner a multiple of 16, rows and bias are stored interleaved
+    /// (<see cref="GemmKernel.InterleaveGate"/>) so the gate can run in the GEMM epilogue (<see cref="ForwardGated"/>);
+    /// <see cref="Forward(Tensor)"/> then yields the columns in that order (<see cref="GateBlockWidth"/>).
+    /// </summary>
+    public static Linear LoadGated(WeightScope scope, int inFeatures, int innerDim)
+        => Bind(scope, [2 * innerDim, inFeatures], inFeatures, 2 * innerDim, bias: true, innerDim);
+
+    private static Linear Bind(WeightScope scope, int[] weightShape, int inFeatures, int outFeatures, bool bias, int gateInner)
     {
         var quantized = scope.Quantized?.Bind(scope.LayerKey, inFeatures, outFeatures, kernelSize: 1);
-        var packed = quantized == null ? scope.WithWeight("weight", weightShape, w => new PackedMatrix(w.Span, outFeatures, inFeatures)) : null;
+        bool interleave = gateInner > 0 && quantized == null && gateInner % GemmKernel.GateBlock == 0;
+        var packed = quantized == null
+            ? scope.WithWeight("weight", weightShape, w => interleave
+                ? new PackedMatrix(GemmKernel.InterleaveGate(w.Span, gateInner, inFeatures), outFeatures, inFeatures)
+                : new PackedMatrix(w.Span, outFeatures, inFeatures))
+            : null;
         try
         {
-            return new Linear(scope.LayerKey, packed, quantized, bias ? scope.Require("bias", outFeatures) : null, inFeatures, outFeatures);
+            float[]? b = bias ? scope.Require("bias", outFeatures) : null;
+            if (interleave && b != null) b = GemmKernel.InterleaveGate(b, gateInner, 1);
+            return new Linear(scope.LayerKey, packed, quantized, b, inFeatures, outFeatures, interleave ? GemmKernel.GateBlock : gateInner);
         }
         catch
         {
@@ -64,6 +91,31 @@ public sealed unsafe class Linear : Module
             quantized?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The row of <see cref="Weight"/> that holds output <paramref name="output"/> of the checkpoint's layout
+    /// (the two differ only in an interleaved gated projection).</summary>
+    public int WeightRow(int output)
+    {
+        if (GateBlockWidth != GemmKernel.GateBlock || Quantized != null) return output;
+        int inner = OutFeatures / 2, half = output / inner, j = output % inner;
+        return (j / GemmKernel.GateBlock * 2 + half) * GemmKernel.GateBlock + j % GemmKernel.GateBlock;
+    }
+
+    /// <summary>
+    /// output [..., inner] = value ⊙ act(gate) of this gated projection (<see cref="LoadGated"/>), the gate applied in the
+    /// GEMM epilogue: the [..., 2·inner] projection is never written. Needs <see cref="CanGateInEpilogue"/>.
+    /// </summary>
+    public void ForwardGated(Tensor x, Tensor output, GateKind gate)
+    {
+        if (!CanGateInEpilogue)
+            throw new InvalidOperationException($"Linear '{Key}' cannot gate in its epilogue: it is not an interleaved fp32 gated projection.");
+        int rows = Rows(x, InFeatures, "input");
+        if (Rows(output, OutFeatures / 2, "output") != rows)
+            throw new ArgumentException($"Linear {InFeatures}->{OutFeatures} gated: output {output} does not match input {x}.", nameof(output));
+        ActivationObserver.Current?.ObserveLinear(this, x.Data, rows);
+        fixed (float* bias = _bias)
+            GemmKernel.LinearGated(x.Data, InFeatures, rows, Weight!, bias, gate, output.Data, OutFeatures / 2); // [..., inner]
     }
 
     /// <summary>x [..., in] -> [..., out] (a new tensor; the caller disposes it).</summary>

@@ -132,7 +132,7 @@ public static class ModelQuantizer
             var packed = linear.Weight ?? throw new InvalidOperationException($"Layer '{r.Key}' is already quantized.");
             for (int o = 0; o < r.OutChannels; o++)
             for (int i = 0; i < r.K; i++)
-                w[(long)o * r.K + i] = packed[o, i];
+                w[(long)o * r.K + i] = packed[linear.WeightRow(o), i];
         }
         else
         {

@@ -136,6 +136,67 @@ public unsafe class UnfusedTwinTests
         Tolerance.AssertClose(expected, unfused.ToArray(), 1e-5, 1e-5, $"{gate} {rows}x{width} unfused vs reference");
     }
 
+    [Theory]
+    [InlineData(1, 16, 1, GateKind.Geglu, true)]
+    [InlineData(13, 32, 17, GateKind.Geglu, false)]
+    [InlineData(25, 48, 100, GateKind.Swiglu, true)]
+    [InlineData(97, 80, 513, GateKind.Geglu, true)]
+    [InlineData(200, 16, 1030, GateKind.Swiglu, false)]
+    [InlineData(40, 1280, 320, GateKind.Geglu, true)]
+    public void Gate_in_the_gemm_epilogue_matches_the_projection_then_the_gate(int m, int inner, int k, GateKind gate, bool withBias)
+    {
+        int n = 2 * inner, ldc = inner + 3;
+        var weight = Uniform(n * k, 41);
+        var biasValues = Uniform(n, 42);
+        using var a = GuardedUniform(m * k, 43);
+        using var plain = new PackedMatrix(weight, n, k);
+        using var interleaved = new PackedMatrix(GemmKernel.InterleaveGate(weight, inner, k), n, k);
+        using var bias = GuardedBuffer.From(biasValues);
+        using var interleavedBias = GuardedBuffer.From(GemmKernel.InterleaveGate(biasValues, inner, 1));
+        // The spec in the checkpoint's layout: the projection [m, value | gate] in double, then the gate in double.
+        var projected = new float[m * n];
+        var expected = new float[m * inner];
+        fixed (float* pp = projected, pe = expected)
+        {
+            GemmKernel.LinearReference(a.Pointer, k, m, plain, withBias ? bias.Pointer : null, pp, n, null, 0);
+            Activations.GatedReference(gate, pp, m, inner, pe);
+        }
+        float* b = withBias ? interleavedBias.Pointer : null;
+        double atol = 1e-6 * Math.Max(16, k);
+        using var reference = new GuardedBuffer((m - 1) * ldc + inner, float.NaN);
+        GemmKernel.LinearGatedReference(a.Pointer, k, m, interleaved, b, gate, reference.Pointer, ldc);
+        foreach (var isa in SupportedIsas)
+        {
+            using var c = new GuardedBuffer((m - 1) * ldc + inner, float.NaN);
+            GemmKernel.LinearGated(a.Pointer, k, m, interleaved, b, gate, c.Pointer, ldc, isa);
+            for (int r = 0; r < m; r++)
+            {
+                Tolerance.AssertClose(expected.AsSpan(r * inner, inner), c.Span.Slice(r * ldc, inner), atol, 1e-5, $"gated GEMM {m}x{inner}x{k} {gate}, {isa}, row {r}");
+                Tolerance.AssertClose(expected.AsSpan(r * inner, inner), reference.Span.Slice(r * ldc, inner), atol, 1e-5, $"gated reference {m}x{inner}x{k} {gate}, row {r}");
+            }
+            for (int r = 0; r < m - 1; r++) Assert.True(float.IsNaN(c.Span[r * ldc + inner]), "gated GEMM wrote into the row padding");
+        }
+        // The unfused twin on the interleaved projection: [m * inner / 16, 16 | 16] rows, act(gate) then the multiply.
+        using var projection = new GuardedBuffer(m * n, float.NaN);
+        GemmKernel.Linear(a.Pointer, k, m, interleaved, b, projection.Pointer, n);
+        using var activated = new GuardedBuffer(m * inner, float.NaN);
+        using var unfused = new GuardedBuffer(m * inner, float.NaN);
+        int blocks = m * inner / GemmKernel.GateBlock, w = GemmKernel.GateBlock;
+        Activations.ApplyRows(gate == GateKind.Geglu ? ActivationKind.Gelu : ActivationKind.Silu, projection.Pointer + w, 2 * w, blocks, w, activated.Pointer, w);
+        TensorOps.Multiply(projection.Pointer, 2 * w, activated.Pointer, w, blocks, w, unfused.Pointer, w);
+        Tolerance.AssertClose(expected, unfused.ToArray(), atol, 1e-5, $"interleaved projection then the gate {m}x{inner}x{k} {gate}");
+    }
+
+    [Fact]
+    public void Interleaving_the_gate_refuses_widths_that_are_not_whole_blocks()
+    {
+        Assert.Throws<ArgumentException>(() => GemmKernel.InterleaveGate(new float[2 * 24 * 3], 24, 3));
+        Assert.Throws<ArgumentException>(() => GemmKernel.InterleaveGate(new float[10], 16, 1));
+        using var w = new PackedMatrix(new float[48 * 4], 48, 4);
+        using var x = new GuardedBuffer(4);
+        Assert.Throws<ArgumentException>(() => GemmKernel.LinearGated(x.Pointer, 4, 1, w, null, GateKind.Geglu, x.Pointer, 24));
+    }
+
     public static TheoryData<int, int, int, int, int, AttentionActivation> AttentionShapes => new()
     {
         // batch, heads, Tq, Tk, d, activation

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using DiffusionSharp.Kernels.Elementwise;
 using DiffusionSharp.Threading;
 
 namespace DiffusionSharp.Kernels.Gemm;
@@ -72,6 +73,8 @@ public static unsafe partial class GemmKernel
         /// <summary>Optional per-image bias [M / ImageRows, N] (row stride N): row r adds ImageBias[r / ImageRows] (ResnetBlock2D's time embedding).</summary>
         public float* ImageBias;
         public int ImageRows;
+        /// <summary>Not <see cref="ActivationKind.None"/>: a gated GEMM (GemmKernel.Gated.cs); C gets value ⊙ Gate(gate), N/2 wide.</summary>
+        public ActivationKind Gate;
 
         public int Groups, PanelCount, MBlocks, NBlocks, KBlocks;
 
@@ -160,6 +163,11 @@ public static unsafe partial class GemmKernel
                     }
                     TK.Compute(groupRows, cols, a, b, MicroKernel.Cols, kc, init, ldp, tile, MicroKernel.Cols);
                     int row = row0 + r0;
+                    if (p.Gate != ActivationKind.None)
+                    {
+                        GatedEpilogue(tile, groupRows, p.Bias != null ? p.Bias + col0 : null, p.Gate, p.C + (long)row * p.Ldc + col0 / 2, p.Ldc);
+                        continue;
+                    }
                     Epilogue(tile, groupRows, cols, p.Alpha, p.Bias != null ? p.Bias + col0 : null,
                         p.C + (long)row * p.Ldc + col0, p.Ldc,
                         p.Residual != null ? p.Residual + (long)row * p.Ldr + col0 : null, p.Ldr,

@@ -26,7 +26,7 @@ public sealed unsafe class FeedForward : Module
         Gate = gate;
         try
         {
-            _proj = Add(Linear.Load(scope.Push("net").Push(0).Push("proj"), dim, 2 * InnerDim));
+            _proj = Add(Linear.LoadGated(scope.Push("net").Push(0).Push("proj"), dim, InnerDim));
             _out = Add(Linear.Load(scope.Push("net").Push(2), InnerDim, dim));
         }
         catch
@@ -54,29 +54,38 @@ public sealed unsafe class FeedForward : Module
         return output;
     }
 
-    /// <summary>output = ff(x) (+ residual, which may be <paramref name="output"/>); output must not overlap x.</summary>
+    /// <summary>
+    /// output = ff(x) (+ residual, which may be <paramref name="output"/>); output must not overlap x. With
+    /// <see cref="Fusion.Geglu"/> the gate runs in the projection GEMM's epilogue (a quantized projection: one gated pass
+    /// after it); off, the unfused twin: the projection written out, act(gate) into a tensor, value times that into another.
+    /// </summary>
     public void Forward(Tensor x, Tensor output, Tensor? residual = null)
     {
-        using var projected = _proj.Forward(x); // [B, T, 2*inner]
-        int rows = checked((int)(projected.Length / (2 * InnerDim)));
+        int rows = checked((int)(x.Length / Dim));
         using var flatOutput = output.Reshape(rows, Dim); // [B*T, C] view
         using var flatResidual = residual?.Reshape(rows, Dim); // [B*T, C] view
-        if (Fusions.IsOn(Fusion.Geglu))
+        using var gated = new Tensor(rows, InnerDim); // [B*T, inner]
+        if (Fusions.IsOn(Fusion.Geglu) && _proj.CanGateInEpilogue)
         {
-            // Out of place: compacting rows in place would have to run on one thread (a row's output overwrites input another reads).
-            using var gated = new Tensor(rows, InnerDim); // [B*T, inner]
-            Activations.Gated(Gate, projected.Data, rows, InnerDim, gated.Data); // [B*T, inner]
-            _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
+            _proj.ForwardGated(x, gated, Gate); // [B*T, inner]
         }
         else
         {
-            // The unfused twin, as diffusers' GEGLU runs it: chunk(2) as views, act(gate) into a tensor, value * that into another.
-            using var activatedGate = new Tensor(rows, InnerDim); // [B*T, inner]
-            Activations.ApplyRows(GateActivation, projected.Data + InnerDim, 2 * InnerDim, rows, InnerDim, activatedGate.Data, InnerDim); // [B*T, inner]
-            using var gated = new Tensor(rows, InnerDim); // [B*T, inner]
-            TensorOps.Multiply(projected.Data, 2 * InnerDim, activatedGate.Data, InnerDim, rows, InnerDim, gated.Data, InnerDim); // [B*T, inner]
-            _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
+            // The projection's columns alternate value and gate blocks of w columns: viewed as [B*T*inner/w, 2w].
+            using var projected = _proj.Forward(x); // [B, T, 2*inner]
+            int w = _proj.GateBlockWidth, blocks = rows * (InnerDim / w);
+            if (Fusions.IsOn(Fusion.Geglu))
+            {
+                Activations.Gated(Gate, projected.Data, blocks, w, gated.Data); // [B*T, inner]
+            }
+            else
+            {
+                using var activatedGate = new Tensor(rows, InnerDim); // [B*T, inner]
+                Activations.ApplyRows(GateActivation, projected.Data + w, 2 * w, blocks, w, activatedGate.Data, w); // [B*T, inner]
+                TensorOps.Multiply(projected.Data, 2 * w, activatedGate.Data, w, blocks, w, gated.Data, w); // [B*T, inner]
+            }
         }
+        _out.Forward(gated, flatOutput, flatResidual); // [B*T, C]
     }
 
     private ActivationKind GateActivation => Gate == GateKind.Geglu ? ActivationKind.Gelu : ActivationKind.Silu;
