@@ -38,7 +38,8 @@ public sealed unsafe class FusionOp : IDisposable
         () => GroupNormSilu(2, 64 * 64, 320),
         () => LinearBiasResidual(2 * 64 * 64, 320, 320),
         () => ConvTimeEmbedding(2, 32, 32, 640),
-        () => Geglu(2 * 64 * 64, 1280),
+        () => Geglu(2 * 64 * 64, 320, 1280, onePass: false),
+        () => Geglu(2 * 64 * 64, 320, 1280, onePass: true),
         () => Attention("flash-attention", 1, 64 * 64, 8, 40),
         () => Attention("softmax", 2, 32 * 32, 8, 80),
     ];
@@ -86,17 +87,31 @@ public sealed unsafe class FusionOp : IDisposable
         return op;
     }
 
-    /// <summary>GEGLU over the projection's [rows, 2 x inner]: one gated pass vs GELU(gate) into a tensor, then value · that.</summary>
-    public static FusionOp Geglu(int rows, int inner)
+    /// <summary>
+    /// The feed-forward's GEGLU projection [rows, dim] -> [rows, inner]: the gate in the GEMM epilogue vs the projection
+    /// written out and then either GELU(gate) into a tensor and value · that (the unfused twin) or, with
+    /// <paramref name="onePass"/>, the one gated pass the engine ran before the epilogue fusion.
+    /// </summary>
+    public static FusionOp Geglu(int rows, int dim, int inner, bool onePass)
     {
-        var op = new FusionOp("geglu", $"geglu {rows}x(2x{inner})");
-        float* x = op.Alloc((long)rows * 2 * inner, 1), activated = op.Alloc((long)rows * inner, 2), y = op.Alloc((long)rows * inner, 3);
-        op._fused = () => Activations.Gated(GateKind.Geglu, x, rows, inner, y);
-        op._unfused = () =>
-        {
-            Activations.ApplyRows(ActivationKind.Gelu, x + inner, 2 * inner, rows, inner, activated, inner);
-            TensorOps.Multiply(x, 2 * inner, activated, inner, rows, inner, y, inner);
-        };
+        var op = new FusionOp("geglu", $"geglu proj {rows}x(2x{inner})x{dim} vs {(onePass ? "1 pass" : "2 passes")}");
+        int n = 2 * inner, w = GemmKernel.GateBlock, blocks = rows * inner / w;
+        float* x = op.Alloc((long)rows * dim, 1), bias = op.Alloc(n, 2), projected = op.Alloc((long)rows * n, 3);
+        float* activated = op.Alloc((long)rows * inner, 4), y = op.Alloc((long)rows * inner, 5);
+        var weights = op.Own(new PackedMatrix(new ReadOnlySpan<float>(op.Alloc((long)n * dim, 6), n * dim), n, dim));
+        op._fused = () => GemmKernel.LinearGated(x, dim, rows, weights, bias, GateKind.Geglu, y, inner);
+        op._unfused = onePass
+            ? () =>
+            {
+                GemmKernel.Linear(x, dim, rows, weights, bias, projected, n);
+                Activations.Gated(GateKind.Geglu, projected, blocks, w, y);
+            }
+            : () =>
+            {
+                GemmKernel.Linear(x, dim, rows, weights, bias, projected, n);
+                Activations.ApplyRows(ActivationKind.Gelu, projected + w, 2 * w, blocks, w, activated, w);
+                TensorOps.Multiply(projected, 2 * w, activated, w, blocks, w, y, w);
+            };
         return op;
     }
 

@@ -24,9 +24,9 @@ public sealed unsafe class Tensor : IDisposable
     public int Rank => Shape.Length;
 
     /// <summary>Allocates a zero-filled tensor.</summary>
-    public Tensor(params int[] shape)
+    public Tensor(params ReadOnlySpan<int> shape)
     {
-        Shape = (int[])shape.Clone();
+        Shape = shape.ToArray();
         Length = ElementCount(Shape);
         nuint bytes = (nuint)Math.Max(1, Length) * sizeof(float);
         _data = (float*)NativeMemory.AlignedAlloc(bytes, Alignment);
@@ -44,10 +44,10 @@ public sealed unsafe class Tensor : IDisposable
     }
 
     /// <summary>A tensor over memory owned by someone else (an arena, a pinned array). Disposing it frees nothing.</summary>
-    public static Tensor View(float* data, params int[] shape) => new(data, (int[])shape.Clone(), owns: false);
+    public static Tensor View(float* data, params ReadOnlySpan<int> shape) => new(data, shape.ToArray(), owns: false);
 
     /// <summary>Copies <paramref name="values"/> into a new tensor of the given shape.</summary>
-    public static Tensor FromArray(ReadOnlySpan<float> values, params int[] shape)
+    public static Tensor FromArray(ReadOnlySpan<float> values, params ReadOnlySpan<int> shape)
     {
         var t = new Tensor(shape);
         if (values.Length != t.Length)
@@ -72,11 +72,11 @@ public sealed unsafe class Tensor : IDisposable
     public int this[int dim] => Shape[dim];
 
     /// <summary>A view of the same memory with another shape of equal element count.</summary>
-    public Tensor Reshape(params int[] shape)
+    public Tensor Reshape(params ReadOnlySpan<int> shape)
     {
         if (ElementCount(shape) != Length)
             throw new ArgumentException($"Cannot reshape {FormatShape(Shape)} to {FormatShape(shape)}.");
-        return new Tensor(Data, (int[])shape.Clone(), owns: false);
+        return new Tensor(Data, shape.ToArray(), owns: false);
     }
 
     public float[] ToArray() => Span.ToArray();
@@ -88,7 +88,7 @@ public sealed unsafe class Tensor : IDisposable
         return t;
     }
 
-    public bool ShapeEquals(params int[] shape) => Shape.AsSpan().SequenceEqual(shape);
+    public bool ShapeEquals(params ReadOnlySpan<int> shape) => Shape.AsSpan().SequenceEqual(shape);
 
     public static long ElementCount(ReadOnlySpan<int> shape)
     {
