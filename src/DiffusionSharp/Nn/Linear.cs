@@ -121,7 +121,8 @@ public sealed unsafe class Linear : Module
     /// <summary>x [..., in] -> [..., out] (a new tensor; the caller disposes it).</summary>
     public Tensor Forward(Tensor x)
     {
-        var shape = (int[])x.Shape.Clone();
+        Span<int> shape = stackalloc int[x.Rank];
+        x.Shape.CopyTo(shape);
         shape[^1] = OutFeatures;
         var y = new Tensor(shape); // [..., out]
         try
