@@ -14,8 +14,8 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// are copied ("packed") into per-thread scratch at a constant row stride (for a convolution this copy is the im2col
 /// gather, so no full im2col ever exists); then for each 32-wide panel, whose K-block slice (at most 64 KB) stays in
 /// L1/L2, the micro-kernel runs down the tile's 12-row groups. Partial sums between K blocks live in a per-thread
-/// tile buffer; the last block goes through a 12 x 32 stack tile and the epilogue (alpha, bias, residual) writes C,
-/// so a residual that aliases C is read before it is overwritten.
+/// tile buffer; the last block goes through a 12 x 32 stack tile and the epilogue (alpha, bias, per-image bias,
+/// residual; or a gate, GemmKernel.Gated.cs) writes C, so a residual that aliases C is read before it is overwritten.
 /// </para>
 /// <para>
 /// Determinism: every output is one FMA chain over k in order (see <see cref="IMicroKernel"/>), then alpha, bias,
