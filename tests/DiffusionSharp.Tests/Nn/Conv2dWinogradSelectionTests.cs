@@ -17,10 +17,12 @@ namespace DiffusionSharp.Tests.Nn;
 public unsafe class Conv2dWinogradSelectionTests
 {
     [Fact]
-    public void Rule_picks_winograd_for_3x3_stride_1_from_64x64_output_pixels()
+    public void Rule_picks_winograd_for_3x3_stride_1_from_64x64_output_pixels_and_8_channels()
     {
         Assert.True(Conv2dKernel.PrefersWinograd(Conv2dGeometry.Same(1, 64, 64, 320, 320, 3)));
-        Assert.True(Conv2dKernel.PrefersWinograd(Conv2dGeometry.Same(1, 512, 512, 128, 3, 3)));
+        Assert.True(Conv2dKernel.PrefersWinograd(Conv2dGeometry.Same(1, 512, 512, 128, 128, 3)));
+        Assert.False(Conv2dKernel.PrefersWinograd(Conv2dGeometry.Same(1, 512, 512, 128, 3, 3)));   // VAE conv_out
+        Assert.False(Conv2dKernel.PrefersWinograd(Conv2dGeometry.Same(2, 64, 64, 4, 320, 3)));     // UNet conv_in
         Assert.True(Conv2dKernel.PrefersWinograd(new Conv2dGeometry(1, 66, 66, 8, 8, 3, 3)));  // unpadded, 64x64 out
         Assert.False(Conv2dKernel.PrefersWinograd(Conv2dGeometry.Same(2, 32, 32, 640, 640, 3)));
         Assert.False(Conv2dKernel.PrefersWinograd(new Conv2dGeometry(1, 128, 128, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1)));
@@ -69,12 +71,13 @@ public unsafe class Conv2dWinogradSelectionTests
         foreach (var turnOff in new Action<bool>[] { on => KernelSettings.AllowWinograd = on, on => KernelSettings.UseReference = !on })
         {
             bool allow = KernelSettings.AllowWinograd, reference = KernelSettings.UseReference;
+            Assert.True(Conv2dKernel.PrefersWinograd(Conv2dGeometry.Same(1, 64, 64, 9, 8, 3)));
             try
             {
                 turnOff(false);
-                using var conv = Layer(5, 7);
-                using var x = Tensor.FromArray(Uniform(64 * 64 * 5, 56), 1, 64, 64, 5);
-                using var residual = Tensor.FromArray(Uniform(64 * 64 * 7, 57), 1, 64, 64, 7);
+                using var conv = Layer(9, 8);
+                using var x = Tensor.FromArray(Uniform(64 * 64 * 9, 56), 1, 64, 64, 9);
+                using var residual = Tensor.FromArray(Uniform(64 * 64 * 8, 57), 1, 64, 64, 8);
                 Assert.False(Conv2dKernel.PrefersWinograd(conv.Geometry(1, 64, 64)));
                 var expected = Direct(conv, x, residual);
                 using var y = conv.Forward(x, residual);
