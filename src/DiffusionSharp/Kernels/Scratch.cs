@@ -66,5 +66,7 @@ internal enum ScratchSlot
     QuantRow,
     QuantSmoothed,
     QuantDequantized,
+    WinogradInput,
+    WinogradProducts,
     Count,
 }
