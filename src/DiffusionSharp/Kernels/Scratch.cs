@@ -53,6 +53,7 @@ internal enum ScratchSlot
     GemmA,
     GemmPartial,
     GemmB,
+    GemmWidened,
     AttentionKeys,
     AttentionValues,
     AttentionQueries,

@@ -14,7 +14,10 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// gather, so no full im2col ever exists); then for each 32-wide panel, whose K-block slice (at most 64 KB) stays in
 /// L1/L2, the micro-kernel runs down the tile's 12-row groups. Partial sums between K blocks live in a per-thread
 /// tile buffer; the last block goes through a 12 x 32 stack tile and the epilogue (alpha, bias, residual) writes C,
-/// so a residual that aliases C is read before it is overwritten.
+/// so a residual that aliases C is read before it is overwritten. 16-bit weight panels (<see cref="WeightPrecision"/>)
+/// are widened to fp32 per tile, panel and K block into per-thread scratch (32 x at most 512 floats, the same slice
+/// size the fp32 path streams), and the fp32 micro-kernel runs on that: the arithmetic, hence every result, is the
+/// fp32 path's on the widened weights.
 /// </para>
 /// <para>
 /// Determinism: every output is one FMA chain over k in order (see <see cref="IMicroKernel"/>), then alpha, bias,
@@ -62,7 +65,9 @@ public static unsafe partial class GemmKernel
     {
         public TA Rows;
         public int M, N, K;
-        public float* Panels;
+        public void* Panels;
+        public WeightPrecision Precision;
+        public KernelIsa Isa;
         public float Alpha;
         public float* Bias;
         public float* C;
@@ -72,10 +77,20 @@ public static unsafe partial class GemmKernel
 
         public int Groups, PanelCount, MBlocks, NBlocks, KBlocks;
 
+        /// <summary>B given as fp32 panels.</summary>
         public Problem(TA rows, int m, int n, int k, float* panels, float alpha, float* bias, float* c, int ldc, float* residual, int ldr)
         {
-            Rows = rows; M = m; N = n; K = k; Panels = panels; Alpha = alpha; Bias = bias;
+            Rows = rows; M = m; N = n; K = k; Panels = panels; Precision = WeightPrecision.Float32; Alpha = alpha; Bias = bias;
             C = c; Ldc = ldc; Residual = residual; Ldr = ldr;
+        }
+
+        /// <summary>B given as a packed weight matrix of any <see cref="WeightPrecision"/> ([n, k] must be its shape).</summary>
+        public Problem(TA rows, int m, int n, int k, PackedMatrix panels, float alpha, float* bias, float* c, int ldc, float* residual, int ldr)
+            : this(rows, m, n, k, (float*)panels.Storage, alpha, bias, c, ldc, residual, ldr)
+        {
+            if (panels.N != n || panels.K != k)
+                throw new ArgumentException($"GEMM [{n}, {k}] given a packed matrix of [{panels.N}, {panels.K}].");
+            Precision = panels.Precision;
         }
     }
 
@@ -85,6 +100,7 @@ public static unsafe partial class GemmKernel
         if (p.M == 0 || p.N == 0) return;
         var scheduler = ThreadScheduler.Current;
         Plan(ref p, scheduler.ThreadCount);
+        p.Isa = isa;
         void* context = Unsafe.AsPointer(ref p);
         int tiles = p.MBlocks * p.NBlocks;
         switch (isa)
@@ -131,6 +147,7 @@ public static unsafe partial class GemmKernel
         float* packed = Scratch.Floats(ScratchSlot.GemmA, (long)paddedRows * MicroKernel.AStride);
         float* partial = p.KBlocks > 1 ? Scratch.Floats(ScratchSlot.GemmPartial, (long)paddedRows * ldp) : null;
         float* tile = stackalloc float[MicroKernel.Rows * MicroKernel.Cols];
+        float* widened = p.Precision == WeightPrecision.Float32 ? null : Scratch.Floats(ScratchSlot.GemmWidened, (long)MicroKernel.KcMax * MicroKernel.Cols);
         for (int kb = 0; kb < p.KBlocks; kb++)
         {
             var (k0, k1) = ThreadScheduler.Partition(p.K, p.KBlocks, kb);
@@ -140,7 +157,13 @@ public static unsafe partial class GemmKernel
             bool last = kb == p.KBlocks - 1;
             for (int panel = p0; panel < p1; panel++)
             {
-                float* b = p.Panels + ((long)panel * p.K + k0) * MicroKernel.Cols;
+                long slice = ((long)panel * p.K + k0) * MicroKernel.Cols;
+                float* b = (float*)p.Panels + slice;
+                if (widened != null)
+                {
+                    WeightConversion.Widen((ushort*)p.Panels + slice, (long)kc * MicroKernel.Cols, p.Precision, widened, p.Isa);
+                    b = widened;
+                }
                 int col0 = panel * MicroKernel.Cols;
                 int cols = Math.Min(MicroKernel.Cols, p.N - col0);
                 for (int g = g0; g < g1; g++)
