@@ -54,6 +54,7 @@ internal enum ScratchSlot
     GemmPartial,
     GemmB,
     GemmWidened,
+    GemmWidenedMatrix,
     AttentionKeys,
     AttentionValues,
     AttentionQueries,

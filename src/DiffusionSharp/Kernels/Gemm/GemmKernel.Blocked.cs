@@ -14,10 +14,17 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// gather, so no full im2col ever exists); then for each 32-wide panel, whose K-block slice (at most 64 KB) stays in
 /// L1/L2, the micro-kernel runs down the tile's 12-row groups. Partial sums between K blocks live in a per-thread
 /// tile buffer; the last block goes through a 12 x 32 stack tile and the epilogue (alpha, bias, residual) writes C,
-/// so a residual that aliases C is read before it is overwritten. 16-bit weight panels (<see cref="WeightPrecision"/>)
-/// are widened to fp32 per tile, panel and K block into per-thread scratch (32 x at most 512 floats, the same slice
-/// size the fp32 path streams), and the fp32 micro-kernel runs on that: the arithmetic, hence every result, is the
-/// fp32 path's on the widened weights.
+/// so a residual that aliases C is read before it is overwritten.
+/// </para>
+/// <para>
+/// 16-bit weight panels (<see cref="WeightPrecision"/>) are widened to fp32 and the fp32 micro-kernel runs on them, so
+/// the arithmetic, hence every result, is the fp32 path's on the widened weights. When the rows fit one block of tiles
+/// (at most 96 rows: GEMV, time embeddings, cross-attention K/V) each tile widens its panel's K-block slice into
+/// per-thread scratch (32 x at most 512 floats, the slice the fp32 path streams), once per panel; with more rows every
+/// block of rows would widen the same panels again, so the whole matrix is widened once per call, in parallel, into
+/// a scratch buffer of the calling thread (fp32 size of the largest such layer: 52 MB for SD 1.5's 1280x10240
+/// GEGLU projection). Measured (Zen 5, one core, CPU time, same process, machine shared): per-tile widening of every
+/// row block cost fp16 8-11 % and bf16 0-7 % at the SD 1.5 shapes below; see docs/KERNELS.md for the whole-matrix figures.
 /// </para>
 /// <para>
 /// Determinism: every output is one FMA chain over k in order (see <see cref="IMicroKernel"/>), then alpha, bias,
@@ -101,6 +108,18 @@ public static unsafe partial class GemmKernel
         var scheduler = ThreadScheduler.Current;
         Plan(ref p, scheduler.ThreadCount);
         p.Isa = isa;
+        if (p.Precision != WeightPrecision.Float32 && p.MBlocks > 1)
+        {
+            // Every block of rows would widen the same panels again: widen the whole matrix once, in parallel, instead.
+            var widen = new WidenArgs
+            {
+                Source = (ushort*)p.Panels, PanelLength = (long)MicroKernel.Cols * p.K, Precision = p.Precision, Isa = isa,
+                Destination = Scratch.Floats(ScratchSlot.GemmWidenedMatrix, (long)p.PanelCount * MicroKernel.Cols * p.K),
+            };
+            scheduler.For(p.PanelCount, &WidenPanel, &widen);
+            p.Panels = widen.Destination;
+            p.Precision = WeightPrecision.Float32;
+        }
         void* context = Unsafe.AsPointer(ref p);
         int tiles = p.MBlocks * p.NBlocks;
         switch (isa)
@@ -109,6 +128,17 @@ public static unsafe partial class GemmKernel
             case KernelIsa.Avx2: scheduler.For(tiles, &Tile<TA, Avx2MicroKernel>, context); break;
             default: scheduler.For(tiles, &Tile<TA, PortableMicroKernel>, context); break;
         }
+    }
+
+    private struct WidenArgs
+    {
+        public ushort* Source; public float* Destination; public long PanelLength; public WeightPrecision Precision; public KernelIsa Isa;
+    }
+
+    private static void WidenPanel(void* context, int panel)
+    {
+        ref WidenArgs a = ref Unsafe.AsRef<WidenArgs>(context);
+        WeightConversion.Widen(a.Source + panel * a.PanelLength, a.PanelLength, a.Precision, a.Destination + panel * a.PanelLength, a.Isa);
     }
 
     /// <summary>
