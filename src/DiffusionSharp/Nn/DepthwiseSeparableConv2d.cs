@@ -29,7 +29,11 @@ public sealed unsafe class DepthwiseSeparableConv2d : Module, IConvolution
 
     public static DepthwiseSeparableConv2d Load(WeightScope scope, int inChannels, int outChannels) => new(scope, inChannels, outChannels);
 
-    public Tensor Forward(Tensor x, Tensor? residual = null, Tensor? imageBias = null)
+    public Tensor Forward(Tensor x, Tensor? residual = null) => Forward(x, residual, null);
+
+    public Tensor ForwardWithImageBias(Tensor x, Tensor imageBias) => Forward(x, null, imageBias);
+
+    private Tensor Forward(Tensor x, Tensor? residual, Tensor? imageBias)
     {
         if (x.Rank != 4 || x.Shape[3] != InChannels)
             throw new ArgumentException($"Separable conv {InChannels}->{OutChannels}: input {x} must be [B, H, W, {InChannels}].", nameof(x));

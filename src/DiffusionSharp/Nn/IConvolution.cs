@@ -9,9 +9,12 @@ public interface IConvolution : IDisposable
     int InChannels { get; }
     int OutChannels { get; }
 
-    /// <summary>x [B, H, W, Cin] -> [B, Ho, Wo, Cout] (+ imageBias [B, Cout], a bias per image) (+ residual [B, Ho, Wo, Cout]);
-    /// a new tensor.</summary>
-    Tensor Forward(Tensor x, Tensor? residual = null, Tensor? imageBias = null);
+    /// <summary>x [B, H, W, Cin] -> [B, Ho, Wo, Cout] (+ residual [B, Ho, Wo, Cout]); a new tensor.</summary>
+    Tensor Forward(Tensor x, Tensor? residual = null);
+
+    /// <summary>x [B, H, W, Cin] -> conv(x) + imageBias [B, Cout] broadcast over each image's pixels, the add folded into
+    /// the convolution's epilogue (ResnetBlock2D's time embedding); a new tensor.</summary>
+    Tensor ForwardWithImageBias(Tensor x, Tensor imageBias);
 
     /// <summary>Multiply-accumulates of one forward over a batch-1 input of <paramref name="height"/> x <paramref name="width"/>.</summary>
     long MultiplyAccumulates(int height, int width);

@@ -9,7 +9,7 @@ namespace DiffusionSharp.Nn;
 /// <summary>
 /// y = x · Wᵀ + b over the last dimension (PyTorch <c>nn.Linear</c>; keys <c>weight</c> [out, in], <c>bias</c> [out]).
 /// Also serves 1x1 convolutions, which on channels-last tensors are the same GEMM over pixels.
-/// The weight is packed once at load (<see cref="PackedMatrix"/>), or, when the scope carries quantized layers that
+/// The weight is packed once at load (<see cref="PackedMatrix"/>, stored in the scope's <see cref="WeightScope.Precision"/>), or, when the scope carries quantized layers that
 /// include this one, bound in its quantized form (<see cref="QuantizedMatrix"/>) and no fp32 weight is read.
 /// </summary>
 public sealed unsafe class Linear : Module
@@ -21,7 +21,7 @@ public sealed unsafe class Linear : Module
     public int InFeatures { get; }
     public int OutFeatures { get; }
 
-    /// <summary>The fp32 weight; null when the layer runs quantized.</summary>
+    /// <summary>The packed weight (fp32 or 16-bit storage); null when the layer runs quantized.</summary>
     public PackedMatrix? Weight { get; }
 
     /// <summary>The quantized weight; null when the layer runs in fp32.</summary>
@@ -76,8 +76,8 @@ public sealed unsafe class Linear : Module
         bool interleave = gateInner > 0 && quantized == null && gateInner % GemmKernel.GateBlock == 0;
         var packed = quantized == null
             ? scope.WithWeight("weight", weightShape, w => interleave
-                ? new PackedMatrix(GemmKernel.InterleaveGate(w.Span, gateInner, inFeatures), outFeatures, inFeatures)
-                : new PackedMatrix(w.Span, outFeatures, inFeatures))
+                ? new PackedMatrix(GemmKernel.InterleaveGate(w.Span, gateInner, inFeatures), outFeatures, inFeatures, scope.Precision)
+                : new PackedMatrix(w.Span, outFeatures, inFeatures, scope.Precision))
             : null;
         try
         {

@@ -73,6 +73,33 @@ public unsafe class UnfusedTwinTests
     }
 
     [Theory]
+    [InlineData(1, 4, 4, 8, 8)]
+    [InlineData(2, 9, 11, 20, 33)]
+    [InlineData(3, 6, 5, 16, 17)]
+    public void Winograd_with_image_bias_matches_the_direct_reference(int b, int h, int w, int cin, int cout)
+    {
+        var g = Conv2dGeometry.Same(b, h, w, cin, cout, 3);
+        int outN = checked((int)g.OutputPixels * cout);
+        using var x = GuardedUniform(b * h * w * cin, 61);
+        using var bias = GuardedUniform(cout, 62);
+        using var imageBias = GuardedUniform(b * cout, 63);
+        using var residual = GuardedUniform(outN, 64);
+        using var weights = new ConvolutionWeights(Uniform(cout * cin * 9, 65), cout, cin, 3, 3);
+        using var winograd = new WinogradWeights(weights);
+        var expected = new float[outN];
+        fixed (float* pe = expected) Conv2dKernel.ForwardReference(x.Pointer, g, weights, bias.Pointer, pe, residual.Pointer, imageBias.Pointer);
+        foreach (var isa in SupportedIsas)
+        {
+            using var y = new GuardedBuffer(outN, float.NaN);
+            Conv2dKernel.ForwardWinograd(x.Pointer, g, winograd, bias.Pointer, y.Pointer, residual.Pointer, imageBias.Pointer, isa);
+            Tolerance.AssertClose(expected, y.ToArray(), 4e-6 * Math.Max(16, 9 * cin), 1e-5, $"winograd {g} with image bias, {isa}");
+        }
+        using var twin = new GuardedBuffer(outN, float.NaN);
+        Conv2dKernel.ForwardWinogradReference(x.Pointer, g, winograd, bias.Pointer, twin.Pointer, residual.Pointer, imageBias.Pointer);
+        Tolerance.AssertClose(expected, twin.ToArray(), 1e-6 * Math.Max(16, 9 * cin), 1e-5, $"winograd reference {g} with image bias");
+    }
+
+    [Theory]
     [InlineData(1, 1, 1)]
     [InlineData(12, 17, 31)]
     [InlineData(97, 33, 100)]

@@ -119,7 +119,7 @@ public sealed unsafe class ResnetBlock2D : Module
         {
             if (timeBias != null && Fusions.IsOn(Fusion.TimestepEmbedding))
             {
-                hidden = _conv1.Forward(normed, imageBias: timeBias); // [B, H, W, Cout]
+                hidden = _conv1.ForwardWithImageBias(normed, timeBias); // [B, H, W, Cout]
             }
             else
             {
