@@ -214,6 +214,25 @@ public unsafe class UnfusedTwinTests
         Tolerance.AssertClose(expected, unfused.ToArray(), atol, 1e-5, $"interleaved projection then the gate {m}x{inner}x{k} {gate}");
     }
 
+    [Theory]
+    [InlineData(WeightPrecision.Float16)]
+    [InlineData(WeightPrecision.BFloat16)]
+    public void Gate_in_the_gemm_epilogue_reads_16_bit_weights(WeightPrecision precision)
+    {
+        const int m = 30, inner = 48, k = 600, n = 2 * inner;
+        using var a = GuardedUniform(m * k, 51);
+        using var bias = GuardedUniform(n, 52);
+        using var w = new PackedMatrix(GemmKernel.InterleaveGate(Uniform(n * k, 53), inner, k), n, k, precision);
+        var expected = new float[m * inner];
+        fixed (float* pe = expected) GemmKernel.LinearGatedReference(a.Pointer, k, m, w, bias.Pointer, GateKind.Geglu, pe, inner);
+        foreach (var isa in SupportedIsas)
+        {
+            using var c = new GuardedBuffer(m * inner, float.NaN);
+            GemmKernel.LinearGated(a.Pointer, k, m, w, bias.Pointer, GateKind.Geglu, c.Pointer, inner, isa);
+            Tolerance.AssertClose(expected, c.ToArray(), 1e-6 * k, 1e-5, $"gated GEMM, {precision} weights, {isa}");
+        }
+    }
+
     [Fact]
     public void Interleaving_the_gate_refuses_widths_that_are_not_whole_blocks()
     {

@@ -60,7 +60,7 @@ public static unsafe partial class GemmKernel
 
     internal static void LinearGated(float* a, int lda, int m, PackedMatrix w, float* bias, GateKind gate, float* c, int ldc, KernelIsa isa)
     {
-        var problem = new Problem<RowMajorRows>(new RowMajorRows(a, lda), m, w.N, w.K, w.Data, 1f, bias, c, ldc, null, 0)
+        var problem = new Problem<RowMajorRows>(new RowMajorRows(a, lda), m, w.N, w.K, w, 1f, bias, c, ldc, null, 0)
         {
             Gate = gate == GateKind.Geglu ? ActivationKind.Gelu : ActivationKind.Silu,
         };
