@@ -91,5 +91,6 @@ public sealed record OpsBenchmark(BenchMachine Machine, int Repeats, IReadOnlyLi
             o.WriteLine(BenchFormat.Invariant($"{r.Name,-36} {BenchFormat.Seconds(r.Seconds),10} {rate,14} {r.PeakFraction,8:P0}"));
         }
         o.WriteLine("GEMMs are M x N x K; of peak = the FMA ceiling (GB/s: the triad ceiling; GOP/s: the int8 ceiling) on the same threads.");
+        o.WriteLine("Winograd rows count the direct convolution's FLOPs (effective GFLOP/s), so they can exceed 100 % of peak.");
     }
 }

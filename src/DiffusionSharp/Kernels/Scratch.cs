@@ -68,5 +68,7 @@ internal enum ScratchSlot
     QuantRow,
     QuantSmoothed,
     QuantDequantized,
+    WinogradInput,
+    WinogradProducts,
     Count,
 }
