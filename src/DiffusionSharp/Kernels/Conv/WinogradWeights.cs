@@ -44,13 +44,16 @@ public sealed unsafe class WinogradWeights : IDisposable
         OutChannels = weights.OutChannels;
         InChannels = weights.InChannels;
         _data = (float*)NativeMemory.AlignedAlloc((nuint)ByteSize, 64);
-        var args = new TransformArgs { Source = weights.Matrix.Data, Destination = _data, InChannels = InChannels, MatrixLength = MatrixLength };
+        var args = new TransformArgs
+        {
+            Source = weights.Matrix.Storage, Precision = weights.Matrix.Precision, Destination = _data, InChannels = InChannels, MatrixLength = MatrixLength,
+        };
         Threading.ThreadScheduler.Current.For(PanelCount, &TransformPanel, &args);
     }
 
     private struct TransformArgs
     {
-        public float* Source; public float* Destination; public int InChannels; public long MatrixLength;
+        public void* Source; public WeightPrecision Precision; public float* Destination; public int InChannels; public long MatrixLength;
     }
 
     /// <summary>
@@ -62,14 +65,20 @@ public sealed unsafe class WinogradWeights : IDisposable
         ref TransformArgs a = ref Unsafe.AsRef<TransformArgs>(context);
         const int width = PackedMatrix.PanelWidth;
         int cin = a.InChannels;
-        float* src = a.Source + (long)panel * width * 9 * cin;
+        long panelStart = (long)panel * width * 9 * cin;
         float* dst = a.Destination + (long)panel * width * cin;
         double* g = stackalloc double[9];
         double* gg = stackalloc double[18];
         for (int ci = 0; ci < cin; ci++)
         for (int lane = 0; lane < width; lane++)
         {
-            for (int tap = 0; tap < 9; tap++) g[tap] = src[((long)tap * cin + ci) * width + lane];
+            for (int tap = 0; tap < 9; tap++)
+            {
+                long index = panelStart + ((long)tap * cin + ci) * width + lane;
+                g[tap] = a.Precision == WeightPrecision.Float32
+                    ? ((float*)a.Source)[index]
+                    : WeightConversion.WidenReference(((ushort*)a.Source)[index], a.Precision);
+            }
             for (int i = 0; i < 6; i++)                                                 // G g: [6, 3]
             for (int j = 0; j < 3; j++)
                 gg[i * 3 + j] = Winograd43.G[i, 0] * g[j] + Winograd43.G[i, 1] * g[3 + j] + Winograd43.G[i, 2] * g[6 + j];
