@@ -160,10 +160,10 @@ public sealed unsafe class KernelOp : IDisposable
     }
 
     /// <summary>
-    /// 3x3 convolution, stride 1, padding 1, channels-last: [1, h, w, cin] -> [1, h, w, cout], as implicit GEMM (filters
-    /// stored in <paramref name="precision"/>) or as Winograd F(4x4, 3x3); both count the direct convolution's FLOPs, so
-    /// Winograd's GFLOP/s (and % of peak) are "effective": direct FLOPs / time, above 100 % when it beats what any direct
-    /// convolution could do.
+    /// 3x3 convolution, stride 1, padding 1, channels-last: [1, h, w, cin] -> [1, h, w, cout], filters stored in
+    /// <paramref name="precision"/>, as implicit GEMM or as Winograd F(4x4, 3x3); both count the direct convolution's
+    /// FLOPs, so Winograd's GFLOP/s (and % of peak) are "effective": direct FLOPs / time, above 100 % when it beats
+    /// what any direct convolution could do.
     /// </summary>
     public static KernelOp Conv3x3(int h, int w, int cin, int cout, bool winograd = false, WeightPrecision precision = WeightPrecision.Float32)
     {
