@@ -1,16 +1,17 @@
-using System.CommandLine;
-using System.CommandLine.Parsing;
-using System.Diagnostics;
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using DiffusionSharp.Caching;
 using DiffusionSharp.Diagnostics;
+using DiffusionSharp.Evaluation;
 using DiffusionSharp.IO.Png;
 using DiffusionSharp.Models.Checkpoints;
 using DiffusionSharp.Pipeline;
 using DiffusionSharp.Sampling.Rng;
 using DiffusionSharp.Threading;
+using System.CommandLine.Parsing;
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text;
 
 namespace DiffusionSharp.Cli.Commands;
 
@@ -166,7 +167,7 @@ public static class CacheProfileCommand
     /// Every prompt under every variant, <paramref name="repeats"/> times; the variants' order rotates from one run to the
     /// next so none is always first after another. The first run's images are written and compared with the uncached one.
     /// </summary>
-    private static Comparison Compare(TextToImagePipeline pipeline, GenerationRequest template, IReadOnlyList<ProfilePrompt> prompts,
+    private static Comparison Compare(TextToImagePipeline pipeline, GenerationRequest template, IReadOnlyList<SeededPrompt> prompts,
         List<Variant> variants, int repeats, int gridCount, string folder, TextWriter error, CancellationToken cancellationToken)
     {
         double? loadBefore = CpuInfo.LoadAverage();
@@ -194,8 +195,8 @@ public static class CacheProfileCommand
             }
             for (int v = 0; v < variants.Count; v++)
             {
-                variants[v].Psnr.Add(ImageQuality.Psnr(images[0]!, images[v]!));
-                variants[v].Ssim.Add(ImageQuality.Ssim(images[0]!, images[v]!));
+                variants[v].Psnr.Add(ImageMetrics.Psnr(images[0]!, images[v]!));
+                variants[v].Ssim.Add(ImageMetrics.Ssim(images[0]!, images[v]!));
                 if (p < gridCount) variants[v].GridImages.Add(images[v]!);
             }
             error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"compared prompt {p + 1}/{prompts.Count} ({clock.Elapsed.TotalSeconds:0} s)"));
@@ -204,7 +205,7 @@ public static class CacheProfileCommand
         return Summarize(pipeline, template, prompts.Count, variants, repeats, loadBefore, loadAfter, gridCount);
     }
 
-    private static GenerationRequest Request(GenerationRequest template, ProfilePrompt prompt, BlockCaching? caching)
+    private static GenerationRequest Request(GenerationRequest template, SeededPrompt prompt, BlockCaching? caching)
         => template with { Prompt = prompt.Prompt, NegativePrompt = prompt.NegativePrompt, Seed = prompt.Seed, BatchCount = 1, Cache = caching };
 
     private static Comparison Summarize(TextToImagePipeline pipeline, GenerationRequest template, int prompts, List<Variant> variants, int repeats,
@@ -298,7 +299,7 @@ public static class CacheProfileCommand
         }
 
         /// <summary>Checks the settings, reads the prompts, loads the model: what both commands start with.</summary>
-        public (TextToImagePipeline Pipeline, IDisposable Model, IReadOnlyList<ProfilePrompt> Prompts, GenerationRequest Template, string Folder) Open(ParseResult parse, TextWriter error)
+        public (TextToImagePipeline Pipeline, IDisposable Model, IReadOnlyList<SeededPrompt> Prompts, GenerationRequest Template, string Folder) Open(ParseResult parse, TextWriter error)
         {
             ThreadScheduler.SetDefaultThreadCount(parse.GetValue(Threads));
             var template = new GenerationRequest

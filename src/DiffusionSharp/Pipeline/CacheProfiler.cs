@@ -1,5 +1,6 @@
-using System.Diagnostics;
 using DiffusionSharp.Caching;
+using DiffusionSharp.Evaluation;
+using System.Diagnostics;
 
 namespace DiffusionSharp.Pipeline;
 
@@ -17,7 +18,7 @@ public readonly record struct CacheProfileProgress(int Pass, int Passes, int Pro
 /// </summary>
 public static class CacheProfiler
 {
-    public static CacheProfile Profile(TextToImagePipeline pipeline, GenerationRequest template, IReadOnlyList<ProfilePrompt> prompts,
+    public static CacheProfile Profile(TextToImagePipeline pipeline, GenerationRequest template, IReadOnlyList<SeededPrompt> prompts,
         IReadOnlyList<double> deltas, bool fitScaleShift, IProgress<CacheProfileProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
@@ -48,7 +49,7 @@ public static class CacheProfiler
         return new CacheProfile(curves, schedules, clock.Elapsed);
     }
 
-    private static ResolvedSettings RunAll(TextToImagePipeline pipeline, GenerationRequest template, IReadOnlyList<ProfilePrompt> prompts,
+    private static ResolvedSettings RunAll(TextToImagePipeline pipeline, GenerationRequest template, IReadOnlyList<SeededPrompt> prompts,
         BlockCaching recorder, int pass, int passes, IProgress<CacheProfileProgress>? progress, CancellationToken cancellationToken)
     {
         ResolvedSettings? settings = null;
@@ -98,7 +99,7 @@ public static class CacheProfiler
                 // A stale or damaged file: profile again and overwrite it.
             }
         }
-        var prompts = BuiltInPrompts.All.Select((p, i) => new ProfilePrompt(p, i)).ToArray();
+        var prompts = BuiltInPrompts.All.Select((p, i) => new SeededPrompt(p, i)).ToArray();
         var profile = Profile(pipeline, request with { Cache = null }, prompts, [delta], fitScaleShift: true, progress, cancellationToken);
         var schedule = profile.Schedules[0];
         return (schedule, CacheScheduleStore.Save(schedule, candidates), true);

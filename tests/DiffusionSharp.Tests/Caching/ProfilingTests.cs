@@ -1,9 +1,10 @@
 using DiffusionSharp.Caching;
+using DiffusionSharp.Evaluation;
 using DiffusionSharp.IO;
 using DiffusionSharp.Pipeline;
-using DiffusionSharp.Tests.Pipeline;
 using DiffusionSharp.Tests.IO;
 using DiffusionSharp.Tests.Models;
+using DiffusionSharp.Tests.Pipeline;
 
 namespace DiffusionSharp.Tests.Caching;
 
@@ -52,7 +53,7 @@ public class ProfilingTests(TinyPipelineModels models) : IClassFixture<TinyPipel
     {
         var pipeline = new TextToImagePipeline(models.Mobile);
         var template = CacheTestModels.Request("ddim_trailing", 6);
-        ProfilePrompt[] prompts = [new("a red apple on a blue background", 1), new("rocket on a black background", 2)];
+        SeededPrompt[] prompts = [new("a red apple on a blue background", 1), new("rocket on a black background", 2)];
         var profile = CacheProfiler.Profile(pipeline, template, prompts, [0.0, 0.5, 1e9], fitScaleShift: true);
         Assert.Equal(2, profile.Curves.Samples);
         Assert.Equal(models.Mobile.Unet.HookedBlocks.Select(b => b.Key), profile.Curves.Keys);

@@ -1,11 +1,11 @@
 using System.Text;
-using DiffusionSharp.Caching;
+using DiffusionSharp.Evaluation;
 using DiffusionSharp.IO;
 using DiffusionSharp.Tests.IO;
 
-namespace DiffusionSharp.Tests.Caching;
+namespace DiffusionSharp.Tests.Evaluation;
 
-/// <summary>Prompt files of cache-profile: text lines with consecutive seeds, or evaluate.py's JSON list; bad files are named.</summary>
+/// <summary>Prompt files of cache-profile and quantize: text lines with consecutive seeds, or evaluate.py's JSON list; bad files are named.</summary>
 public sealed class PromptSetTests : IDisposable
 {
     private readonly TempFolder _scratch = new();
@@ -17,7 +17,7 @@ public sealed class PromptSetTests : IDisposable
     {
         string path = _scratch.Write("p.txt", Encoding.UTF8.GetBytes("# comment\na cat\n\n  a dog  \r\nsushi\n"));
         var prompts = PromptSet.Read(path, baseSeed: 10);
-        Assert.Equal([new("a cat", 10, "", "0000.png"), new("a dog", 11, "", "0001.png"), new ProfilePrompt("sushi", 12, "", "0002.png")], prompts);
+        Assert.Equal([new("a cat", 10, "", "0000.png"), new("a dog", 11, "", "0001.png"), new SeededPrompt("sushi", 12, "", "0002.png")], prompts);
     }
 
     [Fact]
@@ -27,7 +27,7 @@ public sealed class PromptSetTests : IDisposable
             """[{"set": "heldout_pairs", "file": "h-0000.png", "emoji": 0, "colour": 9, "seed": 123, "prompt": "grinning face on a brown background"},""" +
             """ {"prompt": "x", "negative_prompt": "blurry"}]"""));
         var prompts = PromptSet.Read(path, baseSeed: 5);
-        Assert.Equal([new("grinning face on a brown background", 123, "", "h-0000.png"), new ProfilePrompt("x", 6, "blurry", "0001.png")], prompts);
+        Assert.Equal([new("grinning face on a brown background", 123, "", "h-0000.png"), new SeededPrompt("x", 6, "blurry", "0001.png")], prompts);
     }
 
     [Theory]

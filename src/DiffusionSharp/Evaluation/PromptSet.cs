@@ -1,13 +1,13 @@
 using System.Text.Json;
 using DiffusionSharp.IO;
 
-namespace DiffusionSharp.Caching;
+namespace DiffusionSharp.Evaluation;
 
-/// <summary>One prompt of a profiling or comparison set: its seed, and the PNG file name its images get.</summary>
-public sealed record ProfilePrompt(string Prompt, long Seed, string NegativePrompt = "", string? File = null);
+/// <summary>One prompt of a calibration, profiling or comparison set: its seed, negative prompt, and the PNG file name its images get.</summary>
+public sealed record SeededPrompt(string Prompt, long Seed, string NegativePrompt = "", string? File = null);
 
 /// <summary>
-/// Reads the prompt files of <c>diffusion cache-profile</c>: either text, one prompt per line (blank lines and lines
+/// Reads the prompt files of <c>diffusion cache-profile</c> and <c>diffusion quantize</c>: either text, one prompt per line (blank lines and lines
 /// starting with '#' skipped; line k gets seed <c>baseSeed + k</c>), or a <c>.json</c> list of objects with
 /// <c>prompt</c> and optionally <c>seed</c>, <c>negative_prompt</c> and <c>file</c> (a PNG name without folders) — the
 /// list <c>tools/train/evaluate.py prompts</c> writes, so the classifier can score the images.
@@ -17,7 +17,7 @@ public static class PromptSet
     public const int MaxPrompts = 100_000;
     public const long MaxFileBytes = 64L << 20;
 
-    public static IReadOnlyList<ProfilePrompt> Read(string path, long baseSeed = 0)
+    public static IReadOnlyList<SeededPrompt> Read(string path, long baseSeed = 0)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!System.IO.File.Exists(path)) throw new FileNotFoundException($"Prompt file '{path}' does not exist.", path);
@@ -32,20 +32,20 @@ public static class PromptSet
         return prompts;
     }
 
-    public static List<ProfilePrompt> ParseLines(string text, long baseSeed)
+    public static List<SeededPrompt> ParseLines(string text, long baseSeed)
     {
-        var prompts = new List<ProfilePrompt>();
+        var prompts = new List<SeededPrompt>();
         foreach (var raw in text.Split('\n'))
         {
             string line = raw.Trim();
             if (line.Length == 0 || line.StartsWith('#')) continue;
             int k = prompts.Count;
-            prompts.Add(new ProfilePrompt(line, baseSeed + k, "", $"{k:0000}.png"));
+            prompts.Add(new SeededPrompt(line, baseSeed + k, "", $"{k:0000}.png"));
         }
         return prompts;
     }
 
-    public static List<ProfilePrompt> ParseJson(string text, string source, long baseSeed)
+    public static List<SeededPrompt> ParseJson(string text, string source, long baseSeed)
     {
         JsonElement root;
         try
@@ -59,7 +59,7 @@ public static class PromptSet
         }
         if (root.ValueKind != JsonValueKind.Array)
             throw new FileFormatException($"Prompt file '{source}': expected a JSON list of {{\"prompt\": ..., \"seed\": ...}} objects.") { FilePath = source };
-        var prompts = new List<ProfilePrompt>();
+        var prompts = new List<SeededPrompt>();
         foreach (var entry in root.EnumerateArray())
         {
             int k = prompts.Count;
@@ -81,7 +81,7 @@ public static class PromptSet
                     || file is "." or ".." || !file.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
                     throw Error($"\"file\" must be a plain .png file name, got '{file}'.");
             }
-            prompts.Add(new ProfilePrompt(prompt.GetString()!, seed, negative, file));
+            prompts.Add(new SeededPrompt(prompt.GetString()!, seed, negative, file));
         }
         return prompts;
     }

@@ -1,12 +1,13 @@
 using System.Text.Json;
-using DiffusionSharp.Caching;
+using DiffusionSharp.Evaluation;
 using DiffusionSharp.IO.Png;
 using DiffusionSharp.Tests.Models;
+using DiffusionSharp.Tests.Quantization;
 
-namespace DiffusionSharp.Tests.Caching;
+namespace DiffusionSharp.Tests.Evaluation;
 
 /// <summary>PSNR and SSIM against float64 PyTorch (tests/fixtures/caching/image_quality.json, tools/eval/make_caching_fixtures.py).</summary>
-public class ImageQualityTests
+public class ImageMetricsTests
 {
     public static TheoryData<string> Cases() => new(Fixture().Select(c => c.Name));
 
@@ -27,23 +28,34 @@ public class ImageQualityTests
     public void Psnr_and_ssim_match_pytorch(string name)
     {
         var c = Fixture().Single(f => f.Name == name);
-        Assert.Equal(c.Psnr, ImageQuality.Psnr(c.A, c.B), 9);
-        Assert.Equal(c.Ssim, ImageQuality.Ssim(c.A, c.B), 9);
-        Assert.Equal(c.Ssim, ImageQuality.Ssim(c.B, c.A), 9);
+        Assert.Equal(c.Psnr, ImageMetrics.Psnr(c.A, c.B), 9);
+        Assert.Equal(c.Ssim, ImageMetrics.Ssim(c.A, c.B), 9);
+        Assert.Equal(c.Ssim, ImageMetrics.Ssim(c.B, c.A), 9);
     }
 
     [Fact]
     public void Identical_images_score_infinity_and_one()
     {
         var c = Fixture().First();
-        Assert.Equal(double.PositiveInfinity, ImageQuality.Psnr(c.A, c.A));
-        Assert.Equal(1.0, ImageQuality.Ssim(c.A, c.A), 12);
+        Assert.Equal(double.PositiveInfinity, ImageMetrics.Psnr(c.A, c.A));
+        Assert.Equal(1.0, ImageMetrics.Ssim(c.A, c.A), 12);
     }
 
     [Fact]
     public void Different_sizes_and_tiny_images_are_refused()
     {
-        Assert.Throws<ArgumentException>(() => ImageQuality.Psnr(new RgbImage(12, 12), new RgbImage(12, 13)));
-        Assert.Throws<ArgumentException>(() => ImageQuality.Ssim(new RgbImage(10, 12), new RgbImage(10, 12)));
+        Assert.Throws<ArgumentException>(() => ImageMetrics.Psnr(new RgbImage(12, 12), new RgbImage(12, 13)));
+        Assert.Throws<ArgumentException>(() => ImageMetrics.Ssim(new RgbImage(10, 12), new RgbImage(10, 12)));
+    }
+
+    /// <summary>A second, independent oracle: numpy implementing Wang et al. 2004 directly (tools/fixtures/make_quant_fixtures.py).</summary>
+    [Fact]
+    public void Psnr_and_ssim_match_numpy()
+    {
+        using var f = new QuantFixture();
+        var a = new RgbImage(20, 24, f.Floats("ssim.a").Select(v => (byte)v).ToArray());
+        var b = new RgbImage(20, 24, f.Floats("ssim.b").Select(v => (byte)v).ToArray());
+        Assert.Equal(f.Doubles("ssim.psnr")[0], ImageMetrics.Psnr(a, b), 10);
+        Assert.Equal(f.Doubles("ssim.ssim")[0], ImageMetrics.Ssim(a, b), 10);
     }
 }

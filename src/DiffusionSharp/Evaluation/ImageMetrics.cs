@@ -1,16 +1,16 @@
 using DiffusionSharp.IO.Png;
 
-namespace DiffusionSharp.Caching;
+namespace DiffusionSharp.Evaluation;
 
 /// <summary>
-/// How far an accelerated image is from the exact one, on 8-bit RGB:
+/// How far an accelerated (cached, quantized, 16-bit) image is from the exact one, on 8-bit RGB:
 /// PSNR = 10 log10(255^2 / MSE) over all pixels and channels (+infinity for identical images), and
 /// SSIM (Wang, Bovik, Sheikh, Simoncelli 2004) with an 11x11 Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03,
 /// L = 255, computed per channel over the window positions that fit inside the image ("valid") and averaged over
 /// positions and channels — the paper's reference <c>ssim.m</c> per channel. tools/eval/make_caching_fixtures.py
 /// computes the same in float64 PyTorch for the tests.
 /// </summary>
-public static class ImageQuality
+public static class ImageMetrics
 {
     public const int SsimWindow = 11;
     public const double SsimSigma = 1.5;
