@@ -99,7 +99,11 @@ public class BenchCommandTests
         var names = json.GetProperty("ops").EnumerateArray().Select(op => op.GetProperty("name").GetString()!).ToArray();
         Assert.Equal<string>(
             ["linear 4096x320x320", "linear 4096x1280x320", "linear 1024x2560x640", "linear 77x320x768",
-             "conv3x3 64x64x320->320", "conv3x3 32x32x640->640", "self-attention 4096 tokens 8x40", "groupnorm+silu 4096x320"],
+             "conv3x3 64x64x320->320", "conv3x3 64x64x320->320 winograd", "conv3x3 32x32x640->640", "conv3x3 32x32x640->640 winograd",
+             "conv3x3 16x16x1280->1280", "conv3x3 16x16x1280->1280 winograd", "conv3x3 64x64x512->512", "conv3x3 64x64x512->512 winograd",
+             "conv3x3 128x128x512->512", "conv3x3 128x128x512->512 winograd", "conv3x3 256x256x256->256", "conv3x3 256x256x256->256 winograd",
+             "conv3x3 512x512x128->128", "conv3x3 512x512x128->128 winograd",
+             "self-attention 4096 tokens 8x40", "groupnorm+silu 4096x320"],
             names);
         foreach (var op in json.GetProperty("ops").EnumerateArray())
         {
