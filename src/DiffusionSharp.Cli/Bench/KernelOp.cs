@@ -72,6 +72,20 @@ public sealed unsafe class KernelOp : IDisposable
     ];
 
     /// <summary>
+    /// What <c>bench ops --precision fp16|bf16</c> adds: the GEMM shapes of <see cref="Sd15"/> with 16-bit weight panels,
+    /// to set beside their fp32 rows (same process, same operands).
+    /// </summary>
+    public static IReadOnlyList<Func<KernelOp>> SixteenBit(WeightPrecision precision) =>
+    [
+        () => Linear(4096, 320, 320, precision),
+        () => Linear(4096, 1280, 320, precision),
+        () => Linear(1024, 2560, 640, precision),
+        () => Linear(77, 320, 768, precision),
+        () => Conv3x3(64, 64, 320, 320, precision: precision),
+        () => Conv3x3(32, 32, 640, 640, precision: precision),
+    ];
+
+    /// <summary>
     /// What <c>bench ops --quant</c> adds: the quantized layers at SD 1.5 shapes — W4A4 with smoothing and the rank-32
     /// branch (SVDQuant's runtime), W4A4 without the branch (its cost), W8A8 and NF4 — operations counted as 2 M N K
     /// (the branch and the activation quantization are overhead inside the same time).
@@ -133,35 +147,38 @@ public sealed unsafe class KernelOp : IDisposable
         }
     }
 
-    /// <summary>C [m, n] = A [m, k] · Wᵀ + bias: a linear layer (M x N x K).</summary>
-    public static KernelOp Linear(int m, int n, int k)
+    /// <summary>C [m, n] = A [m, k] · Wᵀ + bias: a linear layer (M x N x K), weights stored in <paramref name="precision"/>.</summary>
+    public static KernelOp Linear(int m, int n, int k, WeightPrecision precision = WeightPrecision.Float32)
     {
-        var op = new KernelOp($"linear {m}x{n}x{k}", 2.0 * m * n * k, 0,
+        var op = new KernelOp($"{PrecisionLabel(precision)}linear {m}x{n}x{k}", 2.0 * m * n * k, 0,
             x => GemmKernel.Linear(x._a, k, m, x._weight!, x._b, x._c, n));
         op._a = op.Alloc((long)m * k, 1);                                               // [m, k]
         op._b = op.Alloc(n, 2);                                                         // [n]
         op._c = op.Alloc((long)m * n, 3);                                               // [m, n]
-        op._weight = op.Own(new PackedMatrix(Values(op.Alloc((long)n * k, 4), (long)n * k), n, k));
+        op._weight = op.Own(new PackedMatrix(Values(op.Alloc((long)n * k, 4), (long)n * k), n, k, precision));
         return op;
     }
 
     /// <summary>
-    /// 3x3 convolution, stride 1, padding 1, channels-last: [1, h, w, cin] -> [1, h, w, cout], as implicit GEMM or as
-    /// Winograd F(4x4, 3x3); both count the direct convolution's FLOPs, so Winograd's GFLOP/s (and % of peak) are
-    /// "effective": direct FLOPs / time, above 100 % when it beats what any direct convolution could do.
+    /// 3x3 convolution, stride 1, padding 1, channels-last: [1, h, w, cin] -> [1, h, w, cout], filters stored in
+    /// <paramref name="precision"/>, as implicit GEMM or as Winograd F(4x4, 3x3); both count the direct convolution's
+    /// FLOPs, so Winograd's GFLOP/s (and % of peak) are "effective": direct FLOPs / time, above 100 % when it beats
+    /// what any direct convolution could do.
     /// </summary>
-    public static KernelOp Conv3x3(int h, int w, int cin, int cout, bool winograd = false)
+    public static KernelOp Conv3x3(int h, int w, int cin, int cout, bool winograd = false, WeightPrecision precision = WeightPrecision.Float32)
     {
         var g = Conv2dGeometry.Same(1, h, w, cin, cout, 3);
-        var op = new KernelOp($"conv3x3 {h}x{w}x{cin}->{cout}{(winograd ? " winograd" : "")}", 2.0 * g.OutputPixels * cout * g.PatchSize, 0,
+        var op = new KernelOp($"{PrecisionLabel(precision)}conv3x3 {h}x{w}x{cin}->{cout}{(winograd ? " winograd" : "")}", 2.0 * g.OutputPixels * cout * g.PatchSize, 0,
             winograd ? x => Conv2dKernel.ForwardWinograd(x._a, g, x._winograd!, x._b, x._c) : x => Conv2dKernel.Forward(x._a, g, x._conv!, x._b, x._c));
         op._a = op.Alloc((long)h * w * cin, 1);                                         // [1, h, w, cin]
         op._b = op.Alloc(cout, 2);                                                      // [cout]
         op._c = op.Alloc(g.OutputPixels * cout, 3);                                     // [1, h, w, cout]
-        op._conv = op.Own(new ConvolutionWeights(Values(op.Alloc((long)cout * cin * 9, 4), (long)cout * cin * 9), cout, cin, 3, 3));
+        op._conv = op.Own(new ConvolutionWeights(Values(op.Alloc((long)cout * cin * 9, 4), (long)cout * cin * 9), cout, cin, 3, 3, precision));
         if (winograd) op._winograd = op.Own(new WinogradWeights(op._conv));
         return op;
     }
+
+    private static string PrecisionLabel(WeightPrecision precision) => precision == WeightPrecision.Float32 ? "" : precision.Name() + " ";
 
     /// <summary>Softmax self-attention over <paramref name="tokens"/> tokens, <paramref name="heads"/> heads of <paramref name="headDim"/>.</summary>
     public static KernelOp SelfAttention(int tokens, int heads, int headDim)

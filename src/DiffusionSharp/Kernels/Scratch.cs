@@ -53,6 +53,8 @@ internal enum ScratchSlot
     GemmA,
     GemmPartial,
     GemmB,
+    GemmWidened,
+    GemmWidenedMatrix,
     AttentionKeys,
     AttentionValues,
     AttentionQueries,

@@ -6,7 +6,8 @@ namespace DiffusionSharp.Nn;
 
 /// <summary>
 /// PyTorch <c>nn.Conv2d</c> (groups 1) on channels-last tensors: keys <c>weight</c> [Cout, Cin, k, k] and
-/// <c>bias</c> [Cout]. Filters are reordered and packed once at load (<see cref="ConvolutionWeights"/>), or, when the
+/// <c>bias</c> [Cout]. Filters are reordered and packed once at load (<see cref="ConvolutionWeights"/>, stored in the
+/// scope's <see cref="WeightScope.Precision"/>), or, when the
 /// scope carries quantized layers that include this one, bound in their quantized form (<see cref="QuantizedMatrix"/>
 /// of [Cout, k*k*Cin], run over the im2col rows) and no fp32 filter is read. A 3x3 stride-1 layer called at a size
 /// where Winograd pays (<see cref="Conv2dKernel.PrefersWinograd"/>) transforms its filters once, at that first call
@@ -24,7 +25,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
     public int Stride { get; }
     public Padding2d Padding { get; }
 
-    /// <summary>The fp32 filters; null when the layer runs quantized.</summary>
+    /// <summary>The packed filters (fp32 or 16-bit storage); null when the layer runs quantized.</summary>
     public ConvolutionWeights? Weights { get; }
 
     /// <summary>The quantized filters; null when the layer runs in fp32.</summary>
@@ -48,7 +49,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
         Quantized = scope.Quantized?.Bind(Key, inChannels, outChannels, kernelSize);
         if (Quantized == null)
             Weights = scope.WithWeight("weight", [outChannels, inChannels, kernelSize, kernelSize],
-                w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize));
+                w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize, scope.Precision));
     }
 
     /// <summary>Binds a square convolution with the same zero padding on every side.</summary>

@@ -1,5 +1,6 @@
 using DiffusionSharp.Kernels;
 using DiffusionSharp.Kernels.Conv;
+using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Tests.Support;
 using DiffusionSharp.Threading;
 using Xunit.Abstractions;
@@ -147,6 +148,24 @@ public unsafe class WinogradConv2dKernelTests(ITestOutputHelper output)
         string what = $"Winograd vs implicit GEMM {b}x{h}x{w}x{cin}->{cout}: max |diff| {worst / rms:G3}, RMS diff {rmsError / rms:G3} of the output RMS {rms:G3}";
         output.WriteLine(what);
         Tolerance.AssertClose(gemm, wino, 2e-4 * rms, 0, what);
+    }
+
+    [Theory]
+    [InlineData(WeightPrecision.Float16)]
+    [InlineData(WeightPrecision.BFloat16)]
+    public void Filters_stored_in_16_bits_transform_as_their_widened_fp32_values(WeightPrecision precision)
+    {
+        const int cout = 37, cin = 5;
+        var raw = Uniform(cout * cin * 9, 40);
+        var rounded = raw.Select(v => WeightConversion.WidenReference(WeightConversion.Narrow(v, precision), precision)).ToArray();
+        using var narrow = new ConvolutionWeights(raw, cout, cin, 3, 3, precision);
+        using var wide = new ConvolutionWeights(rounded, cout, cin, 3, 3);
+        using var fromNarrow = new WinogradWeights(narrow);
+        using var fromWide = new WinogradWeights(wide);
+        for (int xi = 0; xi < 36; xi++)
+        for (int o = 0; o < cout; o++)
+        for (int ci = 0; ci < cin; ci++)
+            Assert.Equal(fromWide[xi, o, ci], fromNarrow[xi, o, ci]);
     }
 
     [Fact]

@@ -9,8 +9,8 @@ namespace DiffusionSharp.Kernels.Conv;
 /// U_ξ [Cout, Cin] with U_ξ[o, ci] = (G g_{o,ci} Gᵀ)[ξ], computed in double and rounded once to float, packed as a
 /// <see cref="PackedMatrix"/> is (<c>[Cout/32][Cin][32]</c>, zero past Cout) so the 36 products run through the GEMM
 /// micro-kernel. Memory: 36 / 9 = 4x the 3x3 weights (plus the 32-column padding) —
-/// <see cref="ByteSize"/>; the fp32 filters it was made from stay with the layer for the implicit GEMM. Kept apart from
-/// <see cref="ConvolutionWeights"/> so that a 16-bit store can be added beside it.
+/// <see cref="ByteSize"/>, always fp32 (made from fp32 or 16-bit filters, which stay with the layer for the implicit GEMM).
+/// Kept apart from <see cref="ConvolutionWeights"/> so that a 16-bit store can be added beside it.
 /// </summary>
 public sealed unsafe class WinogradWeights : IDisposable
 {
@@ -44,13 +44,16 @@ public sealed unsafe class WinogradWeights : IDisposable
         OutChannels = weights.OutChannels;
         InChannels = weights.InChannels;
         _data = (float*)NativeMemory.AlignedAlloc((nuint)ByteSize, 64);
-        var args = new TransformArgs { Source = weights.Matrix.Data, Destination = _data, InChannels = InChannels, MatrixLength = MatrixLength };
+        var args = new TransformArgs
+        {
+            Source = weights.Matrix.Storage, Precision = weights.Matrix.Precision, Destination = _data, InChannels = InChannels, MatrixLength = MatrixLength,
+        };
         Threading.ThreadScheduler.Current.For(PanelCount, &TransformPanel, &args);
     }
 
     private struct TransformArgs
     {
-        public float* Source; public float* Destination; public int InChannels; public long MatrixLength;
+        public void* Source; public WeightPrecision Precision; public float* Destination; public int InChannels; public long MatrixLength;
     }
 
     /// <summary>
@@ -62,14 +65,14 @@ public sealed unsafe class WinogradWeights : IDisposable
         ref TransformArgs a = ref Unsafe.AsRef<TransformArgs>(context);
         const int width = PackedMatrix.PanelWidth;
         int cin = a.InChannels;
-        float* src = a.Source + (long)panel * width * 9 * cin;
+        long src = (long)panel * width * 9 * cin;
         float* dst = a.Destination + (long)panel * width * cin;
         double* g = stackalloc double[9];
         double* gg = stackalloc double[18];
         for (int ci = 0; ci < cin; ci++)
         for (int lane = 0; lane < width; lane++)
         {
-            for (int tap = 0; tap < 9; tap++) g[tap] = src[((long)tap * cin + ci) * width + lane];
+            for (int tap = 0; tap < 9; tap++) g[tap] = Weight(a, src + ((long)tap * cin + ci) * width + lane);
             for (int i = 0; i < 6; i++)                                                 // G g: [6, 3]
             for (int j = 0; j < 3; j++)
                 gg[i * 3 + j] = Winograd43.G[i, 0] * g[j] + Winograd43.G[i, 1] * g[3 + j] + Winograd43.G[i, 2] * g[6 + j];
@@ -81,6 +84,11 @@ public sealed unsafe class WinogradWeights : IDisposable
             }
         }
     }
+
+    /// <summary>Element <paramref name="index"/> of the packed 3x3 filters, widened to fp32 if they are stored in 16 bits.</summary>
+    private static float Weight(in TransformArgs a, long index) => a.Precision == WeightPrecision.Float32
+        ? ((float*)a.Source)[index]
+        : WeightConversion.WidenReference(((ushort*)a.Source)[index], a.Precision);
 
     /// <summary>U_ξ[o, ci] (slow; reference kernels and tests).</summary>
     public float this[int xi, int o, int ci]
