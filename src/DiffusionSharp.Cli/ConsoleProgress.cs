@@ -55,7 +55,8 @@ public sealed class ConsoleProgress(TextWriter error, bool interactive) : IProgr
         string speed = rate >= 1 ? string.Create(CultureInfo.InvariantCulture, $"{rate:0.00} it/s")
                      : rate > 0 ? string.Create(CultureInfo.InvariantCulture, $"{1 / rate:0.00} s/it") : "-- it/s";
         string eta = rate > 0 ? Format(TimeSpan.FromSeconds((p.Steps - p.Step) / rate)) : "--";
-        return $"{Prefix(p)}|{new string('#', filled)}{new string('.', BarWidth - filled)}| {p.Step}/{p.Steps} {speed} ETA {eta}";
+        string cache = p.Cache is { BlockEvaluations: > 0 } c ? $" | cache skipped {c.BlockSkips}/{c.BlockEvaluations} blocks" : "";
+        return $"{Prefix(p)}|{new string('#', filled)}{new string('.', BarWidth - filled)}| {p.Step}/{p.Steps} {speed} ETA {eta}{cache}";
     }
 
     private static string Prefix(GenerationProgress p) => p.ImageCount > 1 ? $"image {p.Image + 1}/{p.ImageCount} " : "";

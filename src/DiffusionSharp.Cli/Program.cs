@@ -22,6 +22,7 @@ public static class Program
             InfoCommand.Create(output, error),
             BenchCommand.Create(output, error),
             QuantizeCommand.Create(output, error),
+            CacheProfileCommand.Create(output, error),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

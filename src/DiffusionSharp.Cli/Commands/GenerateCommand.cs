@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Diagnostics;
 using System.Globalization;
+using DiffusionSharp.Caching;
 using DiffusionSharp.IO.Png;
 using DiffusionSharp.Models.Checkpoints;
 using DiffusionSharp.Pipeline;
@@ -35,17 +36,33 @@ public static class GenerateCommand
         var prediction = new Option<string?>("--prediction") { Description = "Override the model's prediction type: eps or v (single files cannot tell)." };
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder whose unet/, text_encoder/, vae/ config.json describe a single file of non-standard shape." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Print load and stage timings, warnings and stack traces." };
+        var cache = new Option<string?>("--cache") { Description = "Block caching: a schedule file from 'diffusion cache-profile', 'auto' (profile this model, sampler and step count once and keep the schedule beside the model), or 'interval:N' (DeepCache-style: the whole UNet every N steps). Default: none." };
+        var cacheThreshold = new Option<double?>("--cache-threshold") { Description = $"The change budget delta of automatic caching (cache auto); larger skips more. Default: {DefaultCacheThreshold.ToString(CultureInfo.InvariantCulture)}." };
 
         var command = new Command("generate", "Generate images from a text prompt and write them as PNG files with the web UIs' parameters text.")
         {
             model, prompt, negative, width, height, steps, cfg, sampler, scheduler, seed, outputPath, threads, batch, rng,
-            clipSkip, eta, prediction, modelConfig, verbose,
+            clipSkip, eta, prediction, modelConfig, cache, cacheThreshold, verbose,
         };
         // Validators read values only when they parsed: an unparsable token already has its own parse error.
         AtLeast(threads, 0, "--threads must be 0 (all processors) or more.");
         AtLeast(batch, 1, "--batch-count must be at least 1.");
         OneOf(rng, "--rng must be cuda or cpu", "cuda", "cpu", "gpu", "nv");
         OneOf(prediction, "--prediction must be eps or v", "eps", "v");
+        cache.Validators.Add(r =>
+        {
+            if (r.Tokens.Count == 1 && CacheSpec.Parse(r.Tokens[0].Value) is { Error: { } message }) r.AddError(message);
+        });
+        cacheThreshold.Validators.Add(r =>
+        {
+            if (r.Tokens.Count == 1 && double.TryParse(r.Tokens[0].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && !(v >= 0 && double.IsFinite(v)))
+                r.AddError($"--cache-threshold must be a number >= 0, not '{r.Tokens[0].Value}'.");
+        });
+        command.Validators.Add(r =>
+        {
+            if (r.GetResult(cacheThreshold) is { Implicit: false } && !string.Equals(r.GetValue(cache), "auto", StringComparison.OrdinalIgnoreCase))
+                r.AddError("--cache-threshold applies to --cache auto only (a schedule file has its own delta).");
+        });
 
         command.SetAction(parse =>
         {
@@ -92,6 +109,8 @@ public static class GenerateCommand
                 foreach (string w in loaded.Warnings) error.WriteLine($"warning: {w}");
 
                 var pipeline = new TextToImagePipeline(loaded);
+                if (parse.GetValue(cache) is { } cacheValue)
+                    request = request with { Cache = ResolveCache(CacheSpec.Parse(cacheValue), pipeline, request, parse.GetValue(cacheThreshold) ?? DefaultCacheThreshold, error, cts.Token) };
                 var progress = new ConsoleProgress(error, interactive: !Console.IsErrorRedirected);
                 GenerationResult result;
                 try { result = pipeline.Generate(request, progress, cts.Token); }
@@ -109,6 +128,9 @@ public static class GenerateCommand
                         var t = image.Timings;
                         error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                             $"seed {image.Seed}: text {t.TextEncoding.TotalSeconds:0.000} s, denoise {t.Denoising.TotalSeconds:0.000} s ({t.UnetEvaluations} UNet calls), decode {t.Decoding.TotalSeconds:0.000} s"));
+                        if (image.Cache is { } c)
+                            error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                                $"seed {image.Seed}: cache skipped {c.BlockSkips}/{c.BlockEvaluations} blocks, {100 * c.SavedFraction:0.0}% of {c.Flops / 1e9:0.##} GFLOP, held {c.CacheBytes / 1048576.0:0.0} MiB"));
                     }
                 }
                 error.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -125,6 +147,68 @@ public static class GenerateCommand
             }
         });
         return command;
+    }
+
+    public const double DefaultCacheThreshold = 0.1;
+
+    /// <summary>
+    /// The caching policy of a <c>--cache</c> value: <c>interval:N</c>, a schedule file (read and checked against the run
+    /// now, before any work), or <c>auto</c> (a stored schedule, or a profile made and stored now).
+    /// </summary>
+    private static BlockCaching ResolveCache(CacheSpec spec, TextToImagePipeline pipeline, GenerationRequest request, double threshold,
+        TextWriter error, CancellationToken cancellationToken)
+    {
+        BlockCaching policy;
+        if (spec.Interval is { } interval)
+        {
+            policy = new IntervalCaching(interval);
+        }
+        else if (spec.Auto)
+        {
+            var (schedule, path, profiled) = CacheProfiler.GetOrProfile(pipeline, request, threshold, progress: new ProfileProgress(error),
+                cancellationToken: cancellationToken);
+            error.WriteLine(profiled ? $"cache: profiled {BuiltInPrompts.All.Count} prompts, schedule stored in {path}" : $"cache: using the stored schedule {path}");
+            policy = new ScheduledCaching(schedule, source: path);
+        }
+        else
+        {
+            policy = new ScheduledCaching(CacheScheduleFile.Read(spec.Path!), source: spec.Path!);
+        }
+        var plan = (CachePlan)policy.Prepare(pipeline.CacheTargetFor(request));
+        var expected = plan.Expected;
+        error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"cache: {policy.Description}, skips {expected.BlockSkips}/{expected.BlockEvaluations} block runs ({100 * expected.SavedFraction:0.0}% of UNet FLOPs), holds {plan.CacheBytes / 1048576.0:0.0} MiB"));
+        return policy;
+    }
+
+    /// <summary>A parsed <c>--cache</c> value, or the usage error it makes.</summary>
+    private sealed record CacheSpec(bool Auto, int? Interval, string? Path, string? Error)
+    {
+        public static CacheSpec Parse(string value)
+        {
+            if (string.Equals(value, "auto", StringComparison.OrdinalIgnoreCase)) return new(true, null, null, null);
+            if (value.StartsWith("interval:", StringComparison.OrdinalIgnoreCase))
+            {
+                string n = value["interval:".Length..];
+                return int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out int interval) && interval >= 1
+                    ? new(false, interval, null, null)
+                    : new(false, null, null, $"--cache interval:N needs a whole number N >= 1, not '{n}'.");
+            }
+            return value.Length == 0 ? new(false, null, null, "--cache needs a schedule file, 'auto' or 'interval:N'.") : new(false, null, value, null);
+        }
+    }
+
+    /// <summary>Profiling progress for --cache auto: one line per prompt.</summary>
+    private sealed class ProfileProgress(TextWriter error) : IProgress<CacheProfileProgress>
+    {
+        private (int Pass, int Prompt) _last = (-1, -1);
+
+        public void Report(CacheProfileProgress p)
+        {
+            if ((p.Pass, p.Prompt) == _last) return;
+            _last = (p.Pass, p.Prompt);
+            error.WriteLine($"cache: profiling pass {p.Pass}/{p.Passes} ({(p.Pass == 1 ? "change curves" : "scale/shift")}), prompt {p.Prompt + 1}/{p.Prompts}");
+        }
     }
 
     /// <summary>Adds a range check that reads the option's token itself, so an unparsable value keeps its parse error.</summary>

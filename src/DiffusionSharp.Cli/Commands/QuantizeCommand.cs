@@ -1,9 +1,10 @@
-using System.CommandLine;
-using System.CommandLine.Parsing;
-using System.Globalization;
+using DiffusionSharp.Evaluation;
 using DiffusionSharp.Models.Checkpoints;
 using DiffusionSharp.Quantization;
 using DiffusionSharp.Threading;
+using System.CommandLine.Parsing;
+using System.CommandLine;
+using System.Globalization;
 
 namespace DiffusionSharp.Cli.Commands;
 

@@ -1,3 +1,5 @@
+using DiffusionSharp.Caching;
+
 namespace DiffusionSharp.Pipeline;
 
 public enum GenerationStage
@@ -8,6 +10,7 @@ public enum GenerationStage
     Done,
 }
 
-/// <summary>Progress of one image of a request: which stage, and for denoising the step reached.</summary>
+/// <summary>Progress of one image of a request: which stage, for denoising the step reached, and with block caching
+/// what the cache has done so far in this image.</summary>
 public readonly record struct GenerationProgress(
-    int Image, int ImageCount, GenerationStage Stage, int Step, int Steps, TimeSpan Elapsed);
+    int Image, int ImageCount, GenerationStage Stage, int Step, int Steps, TimeSpan Elapsed, CacheStatistics? Cache = null);

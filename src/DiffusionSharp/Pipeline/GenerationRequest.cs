@@ -1,3 +1,4 @@
+using DiffusionSharp.Caching;
 using DiffusionSharp.Sampling.Rng;
 
 namespace DiffusionSharp.Pipeline;
@@ -28,4 +29,7 @@ public sealed record GenerationRequest
     public RngType Rng { get; init; } = RngTypes.Default;
     /// <summary>1 = the text encoder's last layer (SD 1.x); 2 = the penultimate, as the web UIs' "Clip skip".</summary>
     public int ClipSkip { get; init; } = 1;
+    /// <summary>Block caching: a profiled schedule (<see cref="ScheduledCaching"/>), a fixed interval
+    /// (<see cref="IntervalCaching"/>), or null for none. docs/CACHING.md.</summary>
+    public BlockCaching? Cache { get; init; }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Reflection;
+using DiffusionSharp.Caching;
 using DiffusionSharp.IO.Png;
 using DiffusionSharp.Models;
 using DiffusionSharp.Sampling;
@@ -10,8 +11,9 @@ namespace DiffusionSharp.Pipeline;
 
 /// <summary>
 /// Text to image, the whole loop: tokenize -> encode (prompt and negative prompt) -> for each image: seeded noise ->
-/// sampler over the UNet with classifier-free guidance -> VAE decode -> RGB. Latents are channels-last throughout;
-/// noise is drawn in PyTorch's [C, H, W] order so a seed gives the same image as the web UIs and sd.cpp.
+/// sampler over the UNet with classifier-free guidance (and block caching, when asked) -> VAE decode -> RGB. Latents
+/// are channels-last throughout; noise is drawn in PyTorch's [C, H, W] order so a seed gives the same image as the web
+/// UIs and sd.cpp.
 /// </summary>
 public sealed class TextToImagePipeline(StableDiffusionModel model)
 {
@@ -26,6 +28,7 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
     /// steps, before a decode, or at the end; no partial result is returned.
     /// </summary>
     /// <exception cref="InvalidSettingException">A setting is out of range or unknown; the message names it.</exception>
+    /// <exception cref="CacheScheduleException">The cache schedule was made for another model, sampler or step count.</exception>
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var settings = ResolvedSettings.Resolve(request, Model);
@@ -34,35 +37,60 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
         bool guidanceEmbedded = Model.HasGuidanceEmbedding;
         bool twoPasses = !guidanceEmbedded && settings.CfgScale != 1.0;
 
+        var schedule = Model.CreateNoiseSchedule();
+        double[] sigmas = SigmaSchedules.Create(settings.Scheduler, schedule, settings.Steps);
+        var cache = request.Cache?.Prepare(CacheTarget(settings, sigmas, twoPasses));
+
         var clock = Stopwatch.StartNew();
         progress?.Report(new GenerationProgress(0, request.BatchCount, GenerationStage.EncodingText, 0, settings.Steps, clock.Elapsed));
         using var context = EncodeText(request, settings, twoPasses, warnings);   // [1 or 2, 77, C]: [uncond, cond]
         var textTime = clock.Elapsed;
 
         var images = new List<GeneratedImage>(request.BatchCount);
-        var schedule = Model.CreateNoiseSchedule();
-        double[] sigmas = SigmaSchedules.Create(settings.Scheduler, schedule, settings.Steps);
         for (int k = 0; k < request.BatchCount; k++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             long imageSeed = seed + k;
             var start = clock.Elapsed;
             int evaluations = 0;
-            using var latent = Denoise(context, settings, schedule, sigmas, imageSeed, request.Rng, twoPasses, guidanceEmbedded,
-                new Progress(progress, k, request.BatchCount, clock), ref evaluations, cancellationToken);
+            using var session = cache?.StartImage();
+            using var latent = Denoise(context, settings, schedule, sigmas, imageSeed, request.Rng, twoPasses, guidanceEmbedded, session,
+                new Progress(progress, k, request.BatchCount, clock, session), ref evaluations, cancellationToken);
             var denoised = clock.Elapsed;
             cancellationToken.ThrowIfCancellationRequested();   // cancelled during the last step: skip the decode
             progress?.Report(new GenerationProgress(k, request.BatchCount, GenerationStage.Decoding, settings.Steps, settings.Steps, clock.Elapsed));
             var image = Decode(latent);
             var decoded = clock.Elapsed;
-            string parameters = Parameters(request, settings, imageSeed);
+            var cacheStatistics = session?.Statistics;
+            string parameters = Parameters(request, settings, imageSeed, cacheStatistics);
             var finalLatent = new GeneratedLatent(latent.Shape[1], latent.Shape[2], latent.Shape[3], latent.Span.ToArray());
             images.Add(new GeneratedImage(image, imageSeed, parameters,
-                new GenerationTimings(k == 0 ? textTime : TimeSpan.Zero, denoised - start, decoded - denoised, evaluations), finalLatent));
+                new GenerationTimings(k == 0 ? textTime : TimeSpan.Zero, denoised - start, decoded - denoised, evaluations), finalLatent,
+                cacheStatistics));
         }
         cancellationToken.ThrowIfCancellationRequested();
         progress?.Report(new GenerationProgress(request.BatchCount - 1, request.BatchCount, GenerationStage.Done, settings.Steps, settings.Steps, clock.Elapsed));
         return new GenerationResult(images, warnings, settings);
+    }
+
+    /// <summary>
+    /// What a block-caching policy sees of <paramref name="request"/>'s run: model, sampler and spacing, steps, UNet calls
+    /// per image, UNet batch and shapes (for a schedule's FLOPs and memory before generating).
+    /// </summary>
+    /// <exception cref="InvalidSettingException">A setting is out of range or unknown.</exception>
+    public CacheTarget CacheTargetFor(GenerationRequest request)
+    {
+        var settings = ResolvedSettings.Resolve(request, Model);
+        double[] sigmas = SigmaSchedules.Create(settings.Scheduler, Model.CreateNoiseSchedule(), settings.Steps);
+        return CacheTarget(settings, sigmas, !Model.HasGuidanceEmbedding && settings.CfgScale != 1.0);
+    }
+
+    private CacheTarget CacheTarget(ResolvedSettings settings, double[] sigmas, bool twoPasses)
+    {
+        int scale = Model.LatentScale;
+        return new CacheTarget(Model, settings.Sampler.Name, SchedulerNames.Name(settings.Scheduler), settings.Steps,
+            settings.Sampler.Create(settings.Eta).ModelEvaluations(sigmas), twoPasses ? 2 : 1, settings.Height / scale, settings.Width / scale,
+            Model.TextEncoder.Config.MaxPositionEmbeddings);
     }
 
     /// <summary>[uncond, cond] text embeddings, or [cond] alone when one pass per step suffices.</summary>
@@ -84,7 +112,7 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
     }
 
     private Tensor Denoise(Tensor context, ResolvedSettings settings, NoiseSchedule schedule, double[] sigmas, long seed, RngType rng,
-        bool twoPasses, bool guidanceEmbedded, Progress progress, ref int evaluations, CancellationToken cancellationToken)
+        bool twoPasses, bool guidanceEmbedded, BlockCacheSession? cache, Progress progress, ref int evaluations, CancellationToken cancellationToken)
     {
         int scale = Model.LatentScale, h = settings.Height / scale, w = settings.Width / scale, c = Model.Unet.Config.InChannels;
         int n = h * w * c;
@@ -100,6 +128,7 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
         int calls = 0;
         void ModelFunction(ReadOnlySpan<float> scaledInput, double timestep, Span<float> output)
         {
+            cache?.BeginEvaluation(calls);
             calls++;
             int batch = twoPasses ? 2 : 1;
             using var sample = new Tensor(batch, h, w, c);                              // [B, h, w, C]
@@ -108,7 +137,7 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
             t.Fill((float)timestep);
             Span<float> g = stackalloc float[batch];
             g.Fill(guidanceInput);
-            using var prediction = unet.Forward(sample, t, context, guidanceEmbedded ? g : default);   // [B, h, w, C]
+            using var prediction = unet.Forward(sample, t, context, guidanceEmbedded ? g : default, cache);   // [B, h, w, C]
             if (twoPasses) ClassifierFreeGuidance.Combine(prediction.Span[..n], prediction.Span[n..], cfg, output);
             else prediction.Span.CopyTo(output);
         }
@@ -149,7 +178,7 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
         return new RgbImage(width, height, pixels);
     }
 
-    private string Parameters(GenerationRequest request, ResolvedSettings s, long seed)
+    private string Parameters(GenerationRequest request, ResolvedSettings s, long seed, CacheStatistics? cache)
     {
         var sampler = s.Sampler.Infotext(s.Scheduler);
         var fields = new List<KeyValuePair<string, string>>
@@ -166,14 +195,21 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
         if (request.Rng != RngType.Cuda) fields.Add(new("RNG", RngTypes.WebUiLabel(request.Rng)));
         if (s.Eta is { } eta) fields.Add(new("Eta", Infotext.Number(eta)));
         if (s.ClipSkip > 1) fields.Add(new("Clip skip", s.ClipSkip.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        if (request.Cache is { } policy && cache is not null)
+        {
+            fields.Add(new("Block cache", policy.Description));
+            fields.Add(new("Block cache skipped", string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{cache.BlockSkips}/{cache.BlockEvaluations} blocks, {100 * cache.SavedFraction:0.0}% FLOPs")));
+        }
         fields.Add(new("Version", "DiffusionSharp " + Version));
         return Infotext.Format(request.Prompt, request.NegativePrompt, fields);
     }
 
-    /// <summary>Sampler steps -> generation progress for image <c>index</c>.</summary>
-    private sealed class Progress(IProgress<GenerationProgress>? target, int index, int count, Stopwatch clock) : IProgress<SamplerProgress>
+    /// <summary>Sampler steps -> generation progress for image <c>index</c>, with what the cache has skipped so far.</summary>
+    private sealed class Progress(IProgress<GenerationProgress>? target, int index, int count, Stopwatch clock, BlockCacheSession? cache)
+        : IProgress<SamplerProgress>
     {
         public void Report(SamplerProgress value)
-            => target?.Report(new GenerationProgress(index, count, GenerationStage.Denoising, value.Step, value.Steps, clock.Elapsed));
+            => target?.Report(new GenerationProgress(index, count, GenerationStage.Denoising, value.Step, value.Steps, clock.Elapsed, cache?.Statistics));
     }
 }

@@ -1,11 +1,12 @@
-using System.Diagnostics;
-using System.Security.Cryptography;
-using System.Text.Json.Nodes;
-using DiffusionSharp.Models;
+using DiffusionSharp.Evaluation;
 using DiffusionSharp.Models.Checkpoints;
+using DiffusionSharp.Models;
 using DiffusionSharp.Nn;
 using DiffusionSharp.Pipeline;
 using DiffusionSharp.Sampling.Rng;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
 
 namespace DiffusionSharp.Quantization;
 

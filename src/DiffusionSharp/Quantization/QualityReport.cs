@@ -1,13 +1,14 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Text;
-using System.Text.Json.Nodes;
 using DiffusionSharp.Diagnostics;
+using DiffusionSharp.Evaluation;
 using DiffusionSharp.IO.Png;
-using DiffusionSharp.Models;
 using DiffusionSharp.Models.Checkpoints;
+using DiffusionSharp.Models;
 using DiffusionSharp.Pipeline;
 using DiffusionSharp.Sampling.Rng;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using System.Text;
 
 namespace DiffusionSharp.Quantization;
 
@@ -80,8 +81,8 @@ public static class QualityReport
         {
             cancellationToken.ThrowIfCancellationRequested();
             var p = o.Prompts[i];
-            var image = pipeline.Generate(new GenerationRequest { Prompt = p.Prompt, Seed = p.Seed, Rng = RngType.Cpu }, null, cancellationToken).Images[0];
-            PngWriter.Write(Path.Combine(folder, p.File), image.Image, [new(Infotext.ChunkKeyword, image.Parameters)]);
+            var image = pipeline.Generate(new GenerationRequest { Prompt = p.Prompt, NegativePrompt = p.NegativePrompt, Seed = p.Seed, Rng = RngType.Cpu }, null, cancellationToken).Images[0];
+            PngWriter.Write(Path.Combine(folder, p.File ?? $"{i:0000}.png"), image.Image, [new(Infotext.ChunkKeyword, image.Parameters)]);
             images.Add(image.Image);
             if (reference != null)
             {

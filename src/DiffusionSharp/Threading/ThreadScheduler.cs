@@ -36,7 +36,8 @@ public sealed unsafe class ThreadScheduler : IDisposable
     private readonly object _callLock = new();
     private readonly long _spinTicks;
     private readonly SemaphoreSlim _callerWake = new(0);
-    private int _callerSleeping;
+    // Workers still running the current call, plus CallerSleeping once the caller blocks waiting for them: one word, so a
+    // worker's decrement and its check that the caller sleeps on *this* call are one atomic step.
     private int _pending;
     private int _activeParts;
     private delegate*<void*, int, void> _body;
@@ -181,23 +182,32 @@ public sealed unsafe class ThreadScheduler : IDisposable
         }
     }
 
+    private const int CallerSleeping = 1 << 30;
+
+    /// <summary>
+    /// Returns once every worker of the call counted itself out. (A separate "caller sleeps" flag let a worker preempted
+    /// between its decrement and its flag check wake the caller of the <i>next</i> call, which then returned while its
+    /// worker had not run: garbage results, access violations in kernels, or a hang.)
+    /// </summary>
     private void WaitForWorkers()
     {
         if (SpinUntil(static s => Volatile.Read(ref s._pending) == 0, this)) return;
-        Interlocked.Exchange(ref _callerSleeping, 1);
-        if (Volatile.Read(ref _pending) == 0)
+        int pending = Volatile.Read(ref _pending);
+        while (pending != 0)
         {
-            // The last worker may already have claimed the flag; then its Release must be consumed.
-            if (Interlocked.Exchange(ref _callerSleeping, 0) == 0) _callerWake.Wait();
-            return;
+            int seen = Interlocked.CompareExchange(ref _pending, pending | CallerSleeping, pending);
+            if (seen == pending)
+            {
+                _callerWake.Wait();
+                return;
+            }
+            pending = seen;
         }
-        _callerWake.Wait();
     }
 
     private void WorkerFinished()
     {
-        if (Interlocked.Decrement(ref _pending) == 0 && Interlocked.Exchange(ref _callerSleeping, 0) == 1)
-            _callerWake.Release();
+        if (Interlocked.Decrement(ref _pending) == CallerSleeping) _callerWake.Release();
     }
 
     /// <summary>Spins up to the spin time, checking every few pause instructions; true as soon as <paramref name="done"/> holds.</summary>

@@ -1,5 +1,6 @@
-using DiffusionSharp.Models;
+using DiffusionSharp.Evaluation;
 using DiffusionSharp.Models.Checkpoints;
+using DiffusionSharp.Models;
 using DiffusionSharp.Quantization;
 using DiffusionSharp.Tensors;
 using DiffusionSharp.Tests.Models;
@@ -24,7 +25,7 @@ public sealed class ModelQuantizerTests : IDisposable
         {
             ModelPath = model,
             Layer = new LayerQuantizerSettings { Method = method, Rank = rank, GroupSize = 32, AlphaSteps = 4, LowRankIterations = 2 },
-            CalibrationPrompts = [new SeededPrompt("a red apple", 1, "a.png"), new SeededPrompt("a cat on a blue background", 2, "b.png")],
+            CalibrationPrompts = [new SeededPrompt("a red apple", 1, File: "a.png"), new SeededPrompt("a cat on a blue background", 2, File: "b.png")],
             CalibrationSteps = 2,
             SamplesPerLayer = 64,
             OutputPath = output,
@@ -123,7 +124,7 @@ public sealed class ModelQuantizerTests : IDisposable
         ModelQuantizer.Run(new ModelQuantizerOptions
         {
             ModelPath = single, Load = config, Layer = new LayerQuantizerSettings { Method = QuantizationMethods.W8A8 },
-            CalibrationPrompts = [new SeededPrompt("a photo of a cat", 0, "0.png")], CalibrationSteps = 1, SamplesPerLayer = 16, OutputPath = file,
+            CalibrationPrompts = [new SeededPrompt("a photo of a cat", 0, File: "0.png")], CalibrationSteps = 1, SamplesPerLayer = 16, OutputPath = file,
         }, null, CancellationToken.None);
         using var model = ModelLoader.Load(single, config with { QuantizedUnet = file });
         Assert.All(RunUnet(model), v => Assert.True(float.IsFinite(v)));

@@ -35,8 +35,10 @@ public sealed class CrossAttnUpBlock2D : UpBlock2D
     public static new CrossAttnUpBlock2D Load(WeightScope scope, UnetConfig config, int level, int inChannels, int prevOutputChannels, bool addUpsample)
         => new(scope, config, level, inChannels, prevOutputChannels, addUpsample);
 
-    protected override void AfterResnet(int j, Tensor hiddenStates, Tensor encoderHiddenStates)
-        => _attentions[j].Forward(hiddenStates, encoderHiddenStates, hiddenStates); // [B, H, W, Cout]
+    protected override Module? ModuleAfterResnet(int j) => _attentions[j];
+
+    protected override void AfterResnet(int j, Tensor hiddenStates, Tensor encoderHiddenStates, IBlockHook? hook)
+        => _attentions[j].Forward(hiddenStates, encoderHiddenStates, hiddenStates, hook); // [B, H, W, Cout]
 
     protected override long AfterResnetMultiplyAccumulates(int j, int height, int width, int contextTokens)
         => _attentions[j].MultiplyAccumulates(height, width, contextTokens);

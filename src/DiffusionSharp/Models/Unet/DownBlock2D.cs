@@ -46,8 +46,9 @@ public class DownBlock2D : Module
     /// hiddenStates [B, H, W, Cin] (not consumed), temb [B, Temb], encoderHiddenStates [B, Tctx, Cctx] -> the block's
     /// output states, in order: each resnet (+ attention) output [B, H, W, Cout], then the downsampler output
     /// [B, H/2, W/2, Cout]. The last one is the block output; the caller owns and disposes all of them.
+    /// <paramref name="hook"/> sees every resnet and transformer (<see cref="IBlockHook"/>).
     /// </summary>
-    public List<Tensor> Forward(Tensor hiddenStates, Tensor temb, Tensor encoderHiddenStates)
+    public List<Tensor> Forward(Tensor hiddenStates, Tensor temb, Tensor encoderHiddenStates, IBlockHook? hook = null)
     {
         var outputs = new List<Tensor>(_resnets.Length + 1);
         try
@@ -55,9 +56,9 @@ public class DownBlock2D : Module
             var hidden = hiddenStates;
             for (int j = 0; j < _resnets.Length; j++)
             {
-                hidden = _resnets[j].Forward(hidden, temb); // [B, H, W, Cout]
+                hidden = _resnets[j].Forward(hidden, temb, hook); // [B, H, W, Cout]
                 outputs.Add(hidden);
-                AfterResnet(j, hidden, encoderHiddenStates); // [B, H, W, Cout]
+                AfterResnet(j, hidden, encoderHiddenStates, hook); // [B, H, W, Cout]
             }
             if (_downsampler != null) outputs.Add(_downsampler.Forward(hidden)); // [B, H/2, W/2, Cout]
             return outputs;
@@ -69,8 +70,26 @@ public class DownBlock2D : Module
         }
     }
 
+    /// <summary>The hooked blocks (<see cref="IBlockHook"/>) in execution order: each resnet, then what follows it.</summary>
+    public IReadOnlyList<Module> Blocks
+    {
+        get
+        {
+            var blocks = new List<Module>();
+            for (int j = 0; j < _resnets.Length; j++)
+            {
+                blocks.Add(_resnets[j]);
+                if (ModuleAfterResnet(j) is { } after) blocks.Add(after);
+            }
+            return blocks;
+        }
+    }
+
+    /// <summary>The module <see cref="AfterResnet"/> runs after resnet <paramref name="j"/> (none in a plain DownBlock2D).</summary>
+    protected virtual Module? ModuleAfterResnet(int j) => null;
+
     /// <summary>Runs whatever follows resnet <paramref name="j"/>, in place on its output (nothing in a plain DownBlock2D).</summary>
-    protected virtual void AfterResnet(int j, Tensor hiddenStates, Tensor encoderHiddenStates)
+    protected virtual void AfterResnet(int j, Tensor hiddenStates, Tensor encoderHiddenStates, IBlockHook? hook)
     {
     }
 

@@ -27,9 +27,12 @@ public sealed unsafe class ResnetBlock2D : Module
 
     public int InChannels { get; }
     public int OutChannels { get; }
+    /// <summary>The checkpoint key prefix the block was bound under (<c>down_blocks.1.resnets.0</c>).</summary>
+    public string Key { get; }
 
     private ResnetBlock2D(WeightScope scope, int inChannels, int outChannels, int? tembChannels, int groups, float eps, bool separable)
     {
+        Key = scope.Prefix.TrimEnd('.');
         InChannels = inChannels;
         OutChannels = outChannels;
         try
@@ -57,15 +60,57 @@ public sealed unsafe class ResnetBlock2D : Module
             ? Add(DepthwiseSeparableConv2d.Load(scope, inChannels, outChannels))
             : Add(Conv2d.Load(scope, inChannels, outChannels, kernelSize: 3, padding: 1));
 
-    /// <summary>x [B, H, W, Cin], temb [B, Temb] (null without a time embedding) -> [B, H, W, Cout], a new tensor.</summary>
-    public Tensor Forward(Tensor x, Tensor? temb)
+    /// <summary>
+    /// x [B, H, W, Cin], temb [B, Temb] (null without a time embedding) -> [B, H, W, Cout], a new tensor. With a
+    /// <paramref name="hook"/> the block may instead be skipped, its output then being shortcut(x) + a residual the hook
+    /// supplies (<see cref="IBlockHook"/>); the shortcut (x, or conv_shortcut(x)) is computed either way.
+    /// Without a hook, or when the hook lets the block run, the result is bit for bit the plain block's.
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor? temb, IBlockHook? hook = null)
     {
         if (x.Rank != 4 || x.Shape[3] != InChannels)
             throw new ArgumentException($"ResnetBlock2D {InChannels}->{OutChannels}: input {x} must be [B, H, W, {InChannels}].", nameof(x));
         if ((temb != null) != (_timeEmbProj != null))
             throw new ArgumentException(_timeEmbProj != null ? "This ResnetBlock2D needs a time embedding." : "This ResnetBlock2D has no time embedding projection.", nameof(temb));
         int b = x.Shape[0], pixels = x.Shape[1] * x.Shape[2];
+        if (_timeEmbProj != null && (temb!.Rank != 2 || temb.Shape[0] != b))
+            throw new ArgumentException($"ResnetBlock2D: time embedding {temb} must be [{b}, {_timeEmbProj.InFeatures}].", nameof(temb));
 
+        var action = hook?.Begin(this) ?? BlockAction.Compute;
+        Tensor? shortcut = null;
+        Tensor? output = null;
+        try
+        {
+            if (action == BlockAction.Reuse)
+            {
+                shortcut = _convShortcut?.Forward(x); // [B, H, W, Cout]
+                output = new Tensor(b, x.Shape[1], x.Shape[2], OutChannels); // [B, H, W, Cout]
+                hook!.Reuse(this, shortcut ?? x, output); // [B, H, W, Cout]
+                return output;
+            }
+            output = Branch(x, temb, b, pixels, out shortcut); // [B, H, W, Cout]
+            if (action == BlockAction.Record) hook!.Record(this, shortcut ?? x, output);
+            return output;
+        }
+        catch
+        {
+            output?.Dispose();
+            throw;
+        }
+        finally
+        {
+            shortcut?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// conv2(silu(norm2(conv1(silu(norm1(x))) + time_emb_proj(silu(temb))))) + shortcut, the residual add fused into conv2;
+    /// <paramref name="shortcut"/> receives conv_shortcut(x) (null when x is its own shortcut), computed only once the
+    /// input-width activations are freed.
+    /// </summary>
+    private Tensor Branch(Tensor x, Tensor? temb, int b, int pixels, out Tensor? shortcut)
+    {
+        shortcut = null;
         Tensor hidden;
         using (var normed = _norm1.Forward(x, silu: true)) // [B, H, W, Cin]
             hidden = _conv1.Forward(normed); // [B, H, W, Cout]
@@ -73,9 +118,7 @@ public sealed unsafe class ResnetBlock2D : Module
         {
             if (_timeEmbProj != null)
             {
-                if (temb!.Rank != 2 || temb.Shape[0] != b)
-                    throw new ArgumentException($"ResnetBlock2D: time embedding {temb} must be [{b}, {_timeEmbProj.InFeatures}].", nameof(temb));
-                using var activated = new Tensor(temb.Shape); // [B, Temb]
+                using var activated = new Tensor(temb!.Shape); // [B, Temb]
                 Activations.Apply(ActivationKind.Silu, temb.Data, activated.Data, temb.Length); // [B, Temb]
                 using var timeBias = _timeEmbProj.Forward(activated); // [B, Cout]
                 for (int i = 0; i < b; i++)
@@ -83,10 +126,13 @@ public sealed unsafe class ResnetBlock2D : Module
             }
             _norm2.Forward(hidden, hidden, silu: true); // [B, H, W, Cout]
             if (_convShortcut == null) return _conv2.Forward(hidden, residual: x); // [B, H, W, Cout]
-            using var shortcut = _convShortcut.Forward(x); // [B, H, W, Cout]
+            shortcut = _convShortcut.Forward(x); // [B, H, W, Cout]
             return _conv2.Forward(hidden, residual: shortcut); // [B, H, W, Cout]
         }
     }
+
+    /// <summary>Multiply-accumulates of the part that still runs when the block is skipped: conv_shortcut, if any.</summary>
+    public long ShortcutMultiplyAccumulates(int height, int width) => _convShortcut?.MultiplyAccumulates((long)height * width) ?? 0;
 
     public long MultiplyAccumulates(int height, int width)
     {

@@ -16,6 +16,8 @@ public sealed class UNetMidBlock2DCrossAttn : Module
     private readonly ResnetBlock2D _resnet1;
 
     public int Channels { get; }
+    /// <summary>resnets.0, attentions.0, resnets.1: the hooked blocks in execution order.</summary>
+    public IReadOnlyList<Module> Blocks => [_resnet0, _attention, _resnet1];
 
     private UNetMidBlock2DCrossAttn(WeightScope scope, UnetConfig config)
     {
@@ -38,12 +40,12 @@ public sealed class UNetMidBlock2DCrossAttn : Module
 
     public static UNetMidBlock2DCrossAttn Load(WeightScope scope, UnetConfig config) => new(scope, config);
 
-    /// <summary>hiddenStates [B, h, w, C] -> [B, h, w, C], a new tensor.</summary>
-    public Tensor Forward(Tensor hiddenStates, Tensor temb, Tensor encoderHiddenStates)
+    /// <summary>hiddenStates [B, h, w, C] -> [B, h, w, C], a new tensor; <paramref name="hook"/> sees all three blocks.</summary>
+    public Tensor Forward(Tensor hiddenStates, Tensor temb, Tensor encoderHiddenStates, IBlockHook? hook = null)
     {
-        using var hidden = _resnet0.Forward(hiddenStates, temb); // [B, h, w, C]
-        _attention.Forward(hidden, encoderHiddenStates, hidden); // [B, h, w, C]
-        return _resnet1.Forward(hidden, temb); // [B, h, w, C]
+        using var hidden = _resnet0.Forward(hiddenStates, temb, hook); // [B, h, w, C]
+        _attention.Forward(hidden, encoderHiddenStates, hidden, hook); // [B, h, w, C]
+        return _resnet1.Forward(hidden, temb, hook); // [B, h, w, C]
     }
 
     public long MultiplyAccumulates(int height, int width, int contextTokens)

@@ -21,11 +21,15 @@ public sealed unsafe class Unet2DConditionModel : Module
     private readonly UpBlock2D[] _upBlocks;
     private readonly GroupNorm _convNormOut;
     private readonly Conv2d _convOut;
+    private readonly HookedBlock[] _hookedBlocks;
 
     public UnetConfig Config { get; }
     public IReadOnlyList<DownBlock2D> DownBlocks => _downBlocks;
     public UNetMidBlock2DCrossAttn MidBlock => _midBlock;
     public IReadOnlyList<UpBlock2D> UpBlocks => _upBlocks;
+
+    /// <summary>Every ResNet and transformer block, in execution order: what an <see cref="IBlockHook"/> sees.</summary>
+    public IReadOnlyList<HookedBlock> HookedBlocks => _hookedBlocks;
 
     private Unet2DConditionModel(WeightScope scope, UnetConfig config)
     {
@@ -56,6 +60,7 @@ public sealed unsafe class Unet2DConditionModel : Module
 
             _convNormOut = Add(GroupNorm.Load(scope.Push("conv_norm_out"), config.NormNumGroups, channels[0], config.NormEps));
             _convOut = Add(Conv2d.Load(scope.Push("conv_out"), channels[0], config.OutChannels, kernelSize: 3, padding: 1));
+            _hookedBlocks = ListHookedBlocks();
         }
         catch
         {
@@ -68,6 +73,20 @@ public sealed unsafe class Unet2DConditionModel : Module
     /// A missing or misshapen tensor throws <see cref="WeightException"/> naming its full key and file.</summary>
     public static Unet2DConditionModel Load(WeightScope scope, UnetConfig config)
         => new(scope, config.Validate());
+
+    /// <summary>The hooked blocks of the down path, the mid block and the up path, each with the level size it runs at.</summary>
+    private HookedBlock[] ListHookedBlocks()
+    {
+        var blocks = new List<HookedBlock>();
+        void AddAll(IEnumerable<Module> modules, int sizeIndex)
+        {
+            foreach (var module in modules) blocks.Add(new HookedBlock(blocks.Count, module, sizeIndex));
+        }
+        for (int i = 0; i < _downBlocks.Length; i++) AddAll(_downBlocks[i].Blocks, i);
+        AddAll(_midBlock.Blocks, _downBlocks.Length);
+        for (int i = 0; i < _upBlocks.Length; i++) AddAll(_upBlocks[i].Blocks, _upBlocks.Length - 1 - i);
+        return [.. blocks];
+    }
 
     /// <summary>diffusers' <c>get_down_block</c>: the block class named by down_block_types[level].</summary>
     private static DownBlock2D GetDownBlock(WeightScope scope, UnetConfig config, int level, int inChannels, bool addDownsample)
@@ -90,8 +109,11 @@ public sealed unsafe class Unet2DConditionModel : Module
     /// <summary>
     /// sample [B, H, W, in_channels], timesteps [B] (fractional allowed), encoderHiddenStates [B, T, cross_attention_dim],
     /// guidanceScale [B] (only for models with time_cond_proj_dim; empty = no guidance condition) -> [B, H, W, out_channels].
+    /// <paramref name="hook"/> sees every block of <see cref="HookedBlocks"/> (block caching); without one, or when it lets
+    /// every block run, the output is the plain UNet's, bit for bit.
     /// </summary>
-    public Tensor Forward(Tensor sample, ReadOnlySpan<float> timesteps, Tensor encoderHiddenStates, ReadOnlySpan<float> guidanceScale = default)
+    public Tensor Forward(Tensor sample, ReadOnlySpan<float> timesteps, Tensor encoderHiddenStates, ReadOnlySpan<float> guidanceScale = default,
+        IBlockHook? hook = null)
     {
         CheckInputs(sample, timesteps, encoderHiddenStates, guidanceScale);
 
@@ -119,10 +141,10 @@ public sealed unsafe class Unet2DConditionModel : Module
             }
 
             // 3. down
-            foreach (var block in _downBlocks) skips.AddRange(block.Forward(skips[^1], emb, encoderHiddenStates)); // [B, h, w, Ci] each
+            foreach (var block in _downBlocks) skips.AddRange(block.Forward(skips[^1], emb, encoderHiddenStates, hook)); // [B, h, w, Ci] each
 
             // 4. mid
-            var hidden = _midBlock.Forward(skips[^1], emb, encoderHiddenStates); // [B, h, w, Clast]
+            var hidden = _midBlock.Forward(skips[^1], emb, encoderHiddenStates, hook); // [B, h, w, Clast]
 
             // 5. up
             for (int i = 0; i < _upBlocks.Length; i++)
@@ -134,7 +156,7 @@ public sealed unsafe class Unet2DConditionModel : Module
                 Tensor next;
                 try
                 {
-                    next = block.Forward(hidden, blockSkips, emb, encoderHiddenStates, upsampleSize); // [B, h', w', Ci]
+                    next = block.Forward(hidden, blockSkips, emb, encoderHiddenStates, upsampleSize, hook); // [B, h', w', Ci]
                 }
                 finally
                 {
@@ -183,13 +205,9 @@ public sealed unsafe class Unet2DConditionModel : Module
         ArgumentOutOfRangeException.ThrowIfLessThan(latentWidth, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(contextTokens, 1);
         long macs = _convIn.MultiplyAccumulates(latentHeight, latentWidth) + _timeEmbedding.MultiplyAccumulates();
-        var sizes = new List<(int H, int W)> { (latentHeight, latentWidth) };
-        foreach (var block in _downBlocks)
-        {
-            var (h, w) = sizes[^1];
-            macs += block.MultiplyAccumulates(h, w, contextTokens);
-            sizes.Add(block.OutputSize(h, w));
-        }
+        var sizes = LevelSizes(latentHeight, latentWidth);
+        for (int k = 0; k < _downBlocks.Length; k++)
+            macs += _downBlocks[k].MultiplyAccumulates(sizes[k].H, sizes[k].W, contextTokens);
         var (midH, midW) = sizes[^1];
         macs += _midBlock.MultiplyAccumulates(midH, midW, contextTokens);
         // sizes[k] is the input size of down block k; up block i works at level levels-1-i and upsamples to the level above.
@@ -202,5 +220,42 @@ public sealed unsafe class Unet2DConditionModel : Module
         }
         macs += _convOut.MultiplyAccumulates(latentHeight, latentWidth);
         return 2 * macs;
+    }
+
+    /// <summary>
+    /// FLOPs of each of <see cref="HookedBlocks"/> for one batch item, counted as <see cref="FlopsPerForward"/> counts
+    /// them: <c>Run</c> when the block runs, <c>Saved</c> when a hook skips it (the run less the conv_shortcut a skipped
+    /// resnet still computes).
+    /// </summary>
+    public (long Run, long Saved)[] HookedBlockFlops(int latentHeight, int latentWidth, int contextTokens = 77)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(latentHeight, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(latentWidth, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(contextTokens, 1);
+        var sizes = LevelSizes(latentHeight, latentWidth);
+        var flops = new (long Run, long Saved)[_hookedBlocks.Length];
+        foreach (var block in _hookedBlocks)
+        {
+            var (h, w) = sizes[block.SizeIndex];
+            (long run, long kept) = block.Module switch
+            {
+                ResnetBlock2D resnet => (resnet.MultiplyAccumulates(h, w), resnet.ShortcutMultiplyAccumulates(h, w)),
+                Transformer2DModel transformer => (transformer.MultiplyAccumulates(h, w, contextTokens), 0L),
+                _ => throw new InvalidOperationException($"Unexpected hooked block {block.Module.GetType().Name}."),
+            };
+            flops[block.Index] = (2 * run, 2 * (run - kept));
+        }
+        return flops;
+    }
+
+    /// <summary>
+    /// The spatial sizes the UNet works at for a latent of <paramref name="latentHeight"/> x <paramref name="latentWidth"/>:
+    /// element k is the input size of down block k, the last one the mid block's (<see cref="HookedBlock.SizeIndex"/>).
+    /// </summary>
+    public IReadOnlyList<(int H, int W)> LevelSizes(int latentHeight, int latentWidth)
+    {
+        var sizes = new List<(int H, int W)> { (latentHeight, latentWidth) };
+        foreach (var block in _downBlocks) sizes.Add(block.OutputSize(sizes[^1].H, sizes[^1].W));
+        return sizes;
     }
 }

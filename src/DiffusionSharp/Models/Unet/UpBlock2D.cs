@@ -55,9 +55,10 @@ public unsafe class UpBlock2D : Module
     /// hiddenStates [B, H, W, Cprev] (not consumed); <paramref name="skips"/>: this block's <see cref="SkipCount"/> skip
     /// tensors in down-path order, consumed last-first (not disposed here). Returns [B, H, W, Cout], or upsampled to
     /// <paramref name="upsampleSize"/> (default 2H x 2W) when the block has an upsampler; a new tensor.
+    /// <paramref name="hook"/> sees every resnet and transformer (<see cref="IBlockHook"/>).
     /// </summary>
     public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> skips, Tensor temb, Tensor encoderHiddenStates,
-        (int Height, int Width)? upsampleSize = null)
+        (int Height, int Width)? upsampleSize = null, IBlockHook? hook = null)
     {
         if (skips.Count != SkipCount)
             throw new ArgumentException($"This up block takes {SkipCount} skip tensors, got {skips.Count}.", nameof(skips));
@@ -74,11 +75,11 @@ public unsafe class UpBlock2D : Module
                 using (var concatenated = new Tensor(b, h, w, ci + cs)) // [B, H, W, Cin + Cskip]
                 {
                     TensorOps.ConcatChannels(input.Data, ci, skip.Data, cs, (long)b * h * w, concatenated.Data); // [B, H, W, Cin + Cskip]
-                    var next = _resnets[j].Forward(concatenated, temb); // [B, H, W, Cout]
+                    var next = _resnets[j].Forward(concatenated, temb, hook); // [B, H, W, Cout]
                     hidden?.Dispose();
                     hidden = next;
                 }
-                AfterResnet(j, hidden, encoderHiddenStates); // [B, H, W, Cout]
+                AfterResnet(j, hidden, encoderHiddenStates, hook); // [B, H, W, Cout]
             }
             if (_upsampler == null) return hidden!;
             using (hidden) return _upsampler.Forward(hidden!, upsampleSize); // [B, Ho, Wo, Cout]
@@ -90,8 +91,26 @@ public unsafe class UpBlock2D : Module
         }
     }
 
+    /// <summary>The hooked blocks (<see cref="IBlockHook"/>) in execution order: each resnet, then what follows it.</summary>
+    public IReadOnlyList<Module> Blocks
+    {
+        get
+        {
+            var blocks = new List<Module>();
+            for (int j = 0; j < _resnets.Length; j++)
+            {
+                blocks.Add(_resnets[j]);
+                if (ModuleAfterResnet(j) is { } after) blocks.Add(after);
+            }
+            return blocks;
+        }
+    }
+
+    /// <summary>The module <see cref="AfterResnet"/> runs after resnet <paramref name="j"/> (none in a plain UpBlock2D).</summary>
+    protected virtual Module? ModuleAfterResnet(int j) => null;
+
     /// <summary>Runs whatever follows resnet <paramref name="j"/>, in place on its output (nothing in a plain UpBlock2D).</summary>
-    protected virtual void AfterResnet(int j, Tensor hiddenStates, Tensor encoderHiddenStates)
+    protected virtual void AfterResnet(int j, Tensor hiddenStates, Tensor encoderHiddenStates, IBlockHook? hook)
     {
     }
 
