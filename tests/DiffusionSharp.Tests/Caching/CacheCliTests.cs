@@ -59,6 +59,13 @@ public sealed class CacheCliTests : IDisposable
         var r = CliRunner.Run(Generate(_scratch.File("x.png"), "--cache", _scratch.File("none.json")));
         Assert.Equal(ExitCodes.BadInput, r.ExitCode);
         Assert.Contains("none.json", r.SingleErrorLine());
+        Assert.DoesNotContain("loading", r.Error); // the schedule file is read before the weights
+
+        File.WriteAllText(_scratch.File("bad.json"), "{\"format\": \"diffusionsharp.cache-schedule\", \"version\": 7}");
+        r = CliRunner.Run(Generate(_scratch.File("x.png"), "--cache", _scratch.File("bad.json")));
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.Contains("bad.json", r.SingleErrorLine());
+        Assert.DoesNotContain("loading", r.Error);
 
         string schedule = _scratch.File("s.json");
         CacheScheduleFile.Write(schedule, CacheScheduleFileTests.Sample());
