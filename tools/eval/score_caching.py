@@ -31,15 +31,16 @@ def load_images(folder, entries):
 
 
 def write_grid(path, rows, pad=2):
-    """rows: list of lists of [64, 64, 3] uint8 images; white gaps of `pad` pixels."""
-    import pngio
+    """rows: list of lists of [64, 64, 3] uint8 images; white gaps of `pad` pixels. Saved by Pillow with its optimizer
+    (about a third smaller than pngio's unfiltered encoding: the grid is committed to docs/)."""
+    from PIL import Image
     h, w = rows[0][0].shape[:2]
     cols = max(len(r) for r in rows)
     grid = np.full((len(rows) * (h + pad) - pad, cols * (w + pad) - pad, 3), 255, np.uint8)
     for i, row in enumerate(rows):
         for j, image in enumerate(row):
             grid[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = image
-    pngio.write_png(path, grid)
+    Image.fromarray(grid).save(path, optimize=True, compress_level=9)
 
 
 def main():
