@@ -73,8 +73,13 @@ public class ConvBenchmarks : KernelBenchmark
     protected override IEnumerable<Shape> CreateShapes() =>
     [
         Shape.Of(() => KernelCases.Conv3x3(64, 64, 320, 320)),
+        Shape.Of(() => KernelCases.Conv3x3(64, 64, 320, 320, winograd: true)),
         Shape.Of(() => KernelCases.Conv3x3(32, 32, 640, 640)),
+        Shape.Of(() => KernelCases.Conv3x3(32, 32, 640, 640, winograd: true)),
         Shape.Of(() => KernelCases.Conv3x3(16, 16, 1280, 1280)),
+        Shape.Of(() => KernelCases.Conv3x3(16, 16, 1280, 1280, winograd: true)),
+        Shape.Of(() => KernelCases.Conv3x3(128, 128, 512, 512)),
+        Shape.Of(() => KernelCases.Conv3x3(128, 128, 512, 512, winograd: true)),
         Shape.Of(() => KernelCases.Conv3x3(64, 64, 320, 320, stride: 2)),
         Shape.Of(() => KernelCases.Conv3x3(64, 64, 4, 320)),
     ];
@@ -112,6 +117,7 @@ public class ReferenceBenchmarks : KernelBenchmark
     [
         Shape.Of(() => KernelCases.Linear(64, 320, 320)),
         Shape.Of(() => KernelCases.Conv3x3(8, 8, 64, 64)),
+        Shape.Of(() => KernelCases.Conv3x3(8, 8, 64, 64, winograd: true)),
         Shape.Of(() => KernelCases.Attention(256, 256, 2, 40)),
         Shape.Of(() => KernelCases.GroupNorm(1024, 320, silu: true)),
         Shape.Of(() => KernelCases.LayerNorm(256, 320)),

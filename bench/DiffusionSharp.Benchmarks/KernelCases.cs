@@ -26,6 +26,7 @@ public sealed unsafe class KernelCase : IDisposable
     public float* A, B, C, D, E;
     public PackedMatrix? Weight;
     public ConvolutionWeights? Conv;
+    public WinogradWeights? Winograd;
 
     public void Run() => Body(this);
 
@@ -93,20 +94,26 @@ public static unsafe class KernelCases
         return c;
     }
 
-    public static KernelCase Conv3x3(int h, int w, int cin, int cout, int stride = 1)
+    /// <summary>
+    /// 3x3 convolution, padding 1, as implicit GEMM or (<paramref name="winograd"/>) Winograd F(4x4, 3x3); the Winograd
+    /// case counts the direct convolution's FLOPs ("effective" GFLOP/s), so the two rates compare as times.
+    /// </summary>
+    public static KernelCase Conv3x3(int h, int w, int cin, int cout, int stride = 1, bool winograd = false, int batch = 1)
     {
-        var g = new Conv2dGeometry(1, h, w, cin, cout, 3, 3, stride, stride, 1, 1, 1, 1);
+        var g = new Conv2dGeometry(batch, h, w, cin, cout, 3, 3, stride, stride, 1, 1, 1, 1);
         var c = new KernelCase
         {
-            Name = $"Conv3x3 {h}x{w}x{cin}->{cout}{(stride == 2 ? " s2" : "")}",
+            Name = $"Conv3x3 {(batch > 1 ? $"{batch}x" : "")}{h}x{w}x{cin}->{cout}{(stride == 2 ? " s2" : "")}{(winograd ? " wino" : "")}",
             Flops = 2.0 * g.OutputPixels * cout * g.PatchSize,
-            Body = x => Conv2dKernel.Forward(x.A, g, x.Conv!, x.B, x.C),
-            Reference = x => Conv2dKernel.ForwardReference(x.A, g, x.Conv!, x.B, x.C, null),
+            Body = winograd ? x => Conv2dKernel.ForwardWinograd(x.A, g, x.Winograd!, x.B, x.C) : x => Conv2dKernel.Forward(x.A, g, x.Conv!, x.B, x.C),
+            Reference = winograd ? x => Conv2dKernel.ForwardWinogradReference(x.A, g, x.Winograd!, x.B, x.C, null)
+                : x => Conv2dKernel.ForwardReference(x.A, g, x.Conv!, x.B, x.C, null),
         };
-        c.A = c.Alloc((long)h * w * cin, 1);
+        c.A = c.Alloc(g.Batch * (long)h * w * cin, 1);
         c.B = c.Alloc(cout, 2);
         c.C = c.Alloc(g.OutputPixels * cout, 3);
         c.Conv = c.Own(new ConvolutionWeights(new ReadOnlySpan<float>(c.Alloc((long)cout * cin * 9, 4), cout * cin * 9), cout, cin, 3, 3));
+        if (winograd) c.Winograd = c.Own(new WinogradWeights(c.Conv));
         return c;
     }
 
@@ -202,10 +209,21 @@ public static unsafe class KernelCases
         () => Linear(77, 320, 768),
         () => Linear(1, 1280, 1280),
         () => Conv3x3(64, 64, 320, 320),
+        () => Conv3x3(64, 64, 320, 320, winograd: true),
         () => Conv3x3(32, 32, 640, 640),
+        () => Conv3x3(32, 32, 640, 640, winograd: true),
         () => Conv3x3(16, 16, 1280, 1280),
+        () => Conv3x3(16, 16, 1280, 1280, winograd: true),
         () => Conv3x3(64, 64, 320, 320, stride: 2),
         () => Conv3x3(64, 64, 4, 320),
+        () => Conv3x3(64, 64, 512, 512),
+        () => Conv3x3(64, 64, 512, 512, winograd: true),
+        () => Conv3x3(128, 128, 512, 512),
+        () => Conv3x3(128, 128, 512, 512, winograd: true),
+        () => Conv3x3(256, 256, 256, 256),
+        () => Conv3x3(256, 256, 256, 256, winograd: true),
+        () => Conv3x3(512, 512, 128, 128),
+        () => Conv3x3(512, 512, 128, 128, winograd: true),
         () => Attention(4096, 4096, 8, 40),
         () => Attention(4096, 77, 8, 40),
         () => Attention(1024, 1024, 8, 80),

@@ -4,6 +4,7 @@ namespace DiffusionSharp.Benchmarks;
 
 /// <summary>
 /// `-- quick [threads] [filter]`: the in-process kernel report (peak, then each kernel as a fraction of it).
+/// `-- conv-choice`: implicit GEMM vs Winograd per 3x3 convolution shape, one thread by CPU time.
 /// Anything else goes to BenchmarkDotNet (e.g. `-- --filter *Gemm*`).
 /// </summary>
 public static class Program
@@ -11,6 +12,7 @@ public static class Program
     public static void Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "quick") QuickReport.Run(args);
+        else if (args.Length > 0 && args[0] == "conv-choice") QuickReport.RunConvChoice();
         else BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 }

@@ -43,6 +43,46 @@ public static unsafe class QuickReport
         }
     }
 
+    /// <summary>
+    /// `-- conv-choice`: single-thread CPU time of implicit GEMM and Winograd for 3x3 stride-1 convolutions over a grid of
+    /// square sizes and channel counts (Cin = Cout, then SD's few-channel ends), and their ratio — the table <c>Conv2dKernel.PrefersWinograd</c> is
+    /// derived from (docs/KERNELS.md). CPU time, so the ratio holds on a loaded machine.
+    /// </summary>
+    public static void RunConvChoice()
+    {
+        Console.WriteLine($"ISA {KernelSettings.BestIsa}, load {LoadAverage()}; one thread, CPU time, best of 3+");
+        Console.WriteLine($"{"size x channels",-18} {"implicit GEMM",16} {"Winograd",16} {"GEMM / Winograd",16}");
+        var shapes = new List<(int Size, int Cin, int Cout)>();
+        foreach (int size in new[] { 8, 16, 32, 64, 128 })
+        foreach (int channels in new[] { 32, 64, 128, 256, 320, 512, 640, 1280 })
+            if ((double)size * size * channels * channels <= 128.0 * 128 * 512 * 512) shapes.Add((size, channels, channels));
+        // The few-channel ends of SD: UNet conv_in / conv_out, VAE decoder conv_in / conv_out.
+        shapes.AddRange([(64, 4, 320), (64, 320, 4), (64, 4, 512), (256, 128, 3), (64, 16, 16), (64, 8, 8)]);
+        foreach (var (size, cin, cout) in shapes)
+        {
+            using var gemm = KernelCases.Conv3x3(size, size, cin, cout);
+            using var wino = KernelCases.Conv3x3(size, size, cin, cout, winograd: true);
+            double tg = BestCpuSeconds(gemm), tw = BestCpuSeconds(wino);
+            Console.WriteLine($"{size + "x" + size + "x" + cin + "->" + cout,-18} {tg * 1e3,13:F2} ms {tw * 1e3,13:F2} ms {tg / tw,16:F2}");
+        }
+    }
+
+    private static double BestCpuSeconds(KernelCase c)
+    {
+        using var scheduler = new ThreadScheduler(1);
+        using var scope = scheduler.Use();
+        c.Run();
+        double best = double.MaxValue;
+        var total = Stopwatch.StartNew();
+        for (int i = 0; i < 20 && (i < 3 || total.Elapsed.TotalSeconds < 0.5); i++)
+        {
+            double cpu = ThreadCpuSeconds();
+            c.Run();
+            best = Math.Min(best, ThreadCpuSeconds() - cpu);
+        }
+        return best;
+    }
+
     /// <summary>Single-thread FMA peak by CPU time: the library's probe loop, timed on this thread.</summary>
     private static double MeasureFma1()
     {

@@ -21,6 +21,7 @@ public sealed unsafe class KernelOp : IDisposable
     private float* _a, _b, _c, _d;
     private PackedMatrix? _weight;
     private ConvolutionWeights? _conv;
+    private WinogradWeights? _winograd;
     private QuantizedMatrix? _quantized;
 
     private KernelOp(string name, double flops, double bytes, Action<KernelOp> body, bool integer = false)
@@ -42,7 +43,10 @@ public sealed unsafe class KernelOp : IDisposable
 
     public void Run() => _body(this);
 
-    /// <summary>The shapes <c>bench ops</c> reports: the SD 1.5 UNet's main GEMMs, 3x3 convolutions, self-attention and GroupNorm+SiLU.</summary>
+    /// <summary>
+    /// The shapes <c>bench ops</c> reports: the SD 1.5 UNet's main GEMMs, 3x3 convolutions (UNet levels, then the VAE
+    /// decoder's 64x64x512 to 512x512x128), each as implicit GEMM and as Winograd, self-attention and GroupNorm+SiLU.
+    /// </summary>
     public static IReadOnlyList<Func<KernelOp>> Sd15 { get; } =
     [
         () => Linear(4096, 320, 320),
@@ -50,9 +54,35 @@ public sealed unsafe class KernelOp : IDisposable
         () => Linear(1024, 2560, 640),
         () => Linear(77, 320, 768),
         () => Conv3x3(64, 64, 320, 320),
+        () => Conv3x3(64, 64, 320, 320, winograd: true),
         () => Conv3x3(32, 32, 640, 640),
+        () => Conv3x3(32, 32, 640, 640, winograd: true),
+        () => Conv3x3(16, 16, 1280, 1280),
+        () => Conv3x3(16, 16, 1280, 1280, winograd: true),
+        () => Conv3x3(64, 64, 512, 512),
+        () => Conv3x3(64, 64, 512, 512, winograd: true),
+        () => Conv3x3(128, 128, 512, 512),
+        () => Conv3x3(128, 128, 512, 512, winograd: true),
+        () => Conv3x3(256, 256, 256, 256),
+        () => Conv3x3(256, 256, 256, 256, winograd: true),
+        () => Conv3x3(512, 512, 128, 128),
+        () => Conv3x3(512, 512, 128, 128, winograd: true),
         () => SelfAttention(4096, 8, 40),
         () => GroupNormSilu(64 * 64, 320),
+    ];
+
+    /// <summary>
+    /// What <c>bench ops --precision fp16|bf16</c> adds: the GEMM shapes of <see cref="Sd15"/> with 16-bit weight panels,
+    /// to set beside their fp32 rows (same process, same operands).
+    /// </summary>
+    public static IReadOnlyList<Func<KernelOp>> SixteenBit(WeightPrecision precision) =>
+    [
+        () => Linear(4096, 320, 320, precision),
+        () => Linear(4096, 1280, 320, precision),
+        () => Linear(1024, 2560, 640, precision),
+        () => Linear(77, 320, 768, precision),
+        () => Conv3x3(64, 64, 320, 320, precision: precision),
+        () => Conv3x3(32, 32, 640, 640, precision: precision),
     ];
 
     /// <summary>
@@ -117,30 +147,38 @@ public sealed unsafe class KernelOp : IDisposable
         }
     }
 
-    /// <summary>C [m, n] = A [m, k] · Wᵀ + bias: a linear layer (M x N x K).</summary>
-    public static KernelOp Linear(int m, int n, int k)
+    /// <summary>C [m, n] = A [m, k] · Wᵀ + bias: a linear layer (M x N x K), weights stored in <paramref name="precision"/>.</summary>
+    public static KernelOp Linear(int m, int n, int k, WeightPrecision precision = WeightPrecision.Float32)
     {
-        var op = new KernelOp($"linear {m}x{n}x{k}", 2.0 * m * n * k, 0,
+        var op = new KernelOp($"{PrecisionLabel(precision)}linear {m}x{n}x{k}", 2.0 * m * n * k, 0,
             x => GemmKernel.Linear(x._a, k, m, x._weight!, x._b, x._c, n));
         op._a = op.Alloc((long)m * k, 1);                                               // [m, k]
         op._b = op.Alloc(n, 2);                                                         // [n]
         op._c = op.Alloc((long)m * n, 3);                                               // [m, n]
-        op._weight = op.Own(new PackedMatrix(Values(op.Alloc((long)n * k, 4), (long)n * k), n, k));
+        op._weight = op.Own(new PackedMatrix(Values(op.Alloc((long)n * k, 4), (long)n * k), n, k, precision));
         return op;
     }
 
-    /// <summary>3x3 convolution, stride 1, padding 1, channels-last: [1, h, w, cin] -> [1, h, w, cout].</summary>
-    public static KernelOp Conv3x3(int h, int w, int cin, int cout)
+    /// <summary>
+    /// 3x3 convolution, stride 1, padding 1, channels-last: [1, h, w, cin] -> [1, h, w, cout], filters stored in
+    /// <paramref name="precision"/>, as implicit GEMM or as Winograd F(4x4, 3x3); both count the direct convolution's
+    /// FLOPs, so Winograd's GFLOP/s (and % of peak) are "effective": direct FLOPs / time, above 100 % when it beats
+    /// what any direct convolution could do.
+    /// </summary>
+    public static KernelOp Conv3x3(int h, int w, int cin, int cout, bool winograd = false, WeightPrecision precision = WeightPrecision.Float32)
     {
         var g = Conv2dGeometry.Same(1, h, w, cin, cout, 3);
-        var op = new KernelOp($"conv3x3 {h}x{w}x{cin}->{cout}", 2.0 * g.OutputPixels * cout * g.PatchSize, 0,
-            x => Conv2dKernel.Forward(x._a, g, x._conv!, x._b, x._c));
+        var op = new KernelOp($"{PrecisionLabel(precision)}conv3x3 {h}x{w}x{cin}->{cout}{(winograd ? " winograd" : "")}", 2.0 * g.OutputPixels * cout * g.PatchSize, 0,
+            winograd ? x => Conv2dKernel.ForwardWinograd(x._a, g, x._winograd!, x._b, x._c) : x => Conv2dKernel.Forward(x._a, g, x._conv!, x._b, x._c));
         op._a = op.Alloc((long)h * w * cin, 1);                                         // [1, h, w, cin]
         op._b = op.Alloc(cout, 2);                                                      // [cout]
         op._c = op.Alloc(g.OutputPixels * cout, 3);                                     // [1, h, w, cout]
-        op._conv = op.Own(new ConvolutionWeights(Values(op.Alloc((long)cout * cin * 9, 4), (long)cout * cin * 9), cout, cin, 3, 3));
+        op._conv = op.Own(new ConvolutionWeights(Values(op.Alloc((long)cout * cin * 9, 4), (long)cout * cin * 9), cout, cin, 3, 3, precision));
+        if (winograd) op._winograd = op.Own(new WinogradWeights(op._conv));
         return op;
     }
+
+    private static string PrecisionLabel(WeightPrecision precision) => precision == WeightPrecision.Float32 ? "" : precision.Name() + " ";
 
     /// <summary>Softmax self-attention over <paramref name="tokens"/> tokens, <paramref name="heads"/> heads of <paramref name="headDim"/>.</summary>
     public static KernelOp SelfAttention(int tokens, int heads, int headDim)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DiffusionSharp.Diagnostics;
+using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Models;
 using DiffusionSharp.Models.Checkpoints;
 using DiffusionSharp.Pipeline;
@@ -42,6 +43,8 @@ public sealed record ModelBenchmark
     public required string ModelPath { get; init; }
     /// <summary>The quantized UNet file timed instead of the model's own UNet (null: none).</summary>
     public string? QuantizedUnet { get; init; }
+    /// <summary>How the linear and convolution weights were held (<see cref="ModelLoadOptions.Precision"/>).</summary>
+    public required WeightPrecision Precision { get; init; }
     public required ModelFamilyInfo Family { get; init; }
     public required int Width { get; init; }
     public required int Height { get; init; }
@@ -146,6 +149,7 @@ public sealed record ModelBenchmark
             Model = model.Name,
             ModelPath = model.Source,
             QuantizedUnet = options.Load.QuantizedUnet,
+            Precision = options.Load.Precision,
             Family = model.Family,
             Width = settings.Width,
             Height = settings.Height,
@@ -234,6 +238,7 @@ public sealed record ModelBenchmark
         json["model"] = Model;
         json["model_path"] = ModelPath;
         json["quantized_unet"] = QuantizedUnet;
+        json["precision"] = Precision.Name();
         json["family"] = Family.Family.ToString();
         json["width"] = Width;
         json["height"] = Height;
@@ -282,7 +287,7 @@ public sealed record ModelBenchmark
         o.WriteLine(Row($"denoising loop ({Steps})", BenchFormat.Seconds(LoopSeconds), $"{BenchFormat.Seconds(LoopStepSeconds)} per step, sampler included"));
         o.WriteLine(Row("VAE decode", BenchFormat.Seconds(VaeDecodeSeconds), BenchFormat.Invariant($"{VaeDecodeFlops / 1e9:0.###} GFLOP")));
         o.WriteLine(Row("image", BenchFormat.Seconds(ImageSeconds), "text + loop + decode, one image"));
-        o.WriteLine(Row("resident after load", BenchFormat.Bytes(LoadedRssBytes), "weights converted to fp32 and packed"));
+        o.WriteLine(Row("resident after load", BenchFormat.Bytes(LoadedRssBytes), $"weights packed as {Precision.Name()}"));
         o.WriteLine(Row("peak resident memory", BenchFormat.Bytes(PeakRssBytes), "VmHWM: loading and all the timed work"));
         o.WriteLine(Row("managed bytes per step", BenchFormat.Bytes(StepAllocatedBytes), "GC heap, all threads, one warm UNet step"));
         if (StepComparison is { } c)

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Kernels.Quant;
 using DiffusionSharp.Threading;
 
@@ -18,12 +19,15 @@ public sealed record OpResult(string Name, double Flops, double Bytes, double Se
 /// memory-bound ops) and as a fraction of the FMA (bandwidth) ceiling measured in the same process. Each op runs once
 /// untimed, then <c>repeats</c> times; the best run counts, as for the ceilings (a busy machine only ever slows a run).
 /// </summary>
+/// <para>With <c>--precision fp16|bf16</c> the GEMM shapes follow again with 16-bit weight panels (same operands), for the
+/// cost of widening the weights inside the GEMM.</para>
 /// <para>With <c>--quant</c> the quantized layers follow (<see cref="KernelOp.Quantized"/>), their operations (2 M N K)
 /// compared with the int8 multiply-add ceiling measured in the same process (<see cref="IntegerPeak"/>); NF4 computes
 /// in fp32 and is compared with the FMA ceiling.</para>
 public sealed record OpsBenchmark(BenchMachine Machine, int Repeats, IReadOnlyList<OpResult> Ops, double Int8Gops)
 {
-    public static OpsBenchmark Run(int threads, int repeats, TextWriter log, CancellationToken cancellationToken, bool quantized = false)
+    public static OpsBenchmark Run(int threads, int repeats, TextWriter log, CancellationToken cancellationToken, bool quantized = false,
+        WeightPrecision precision = WeightPrecision.Float32)
     {
         var machine = BenchMachine.Describe(threads);
         log.WriteLine("measuring the machine's ceilings");
@@ -32,7 +36,10 @@ public sealed record OpsBenchmark(BenchMachine Machine, int Repeats, IReadOnlyLi
         var results = new List<OpResult>();
         using var scheduler = new ThreadScheduler(threads);
         using var scope = scheduler.Use();
-        foreach (var make in quantized ? KernelOp.Sd15.Concat(KernelOp.Quantized) : KernelOp.Sd15)
+        var ops = KernelOp.Sd15.AsEnumerable();
+        if (precision != WeightPrecision.Float32) ops = ops.Concat(KernelOp.SixteenBit(precision));
+        if (quantized) ops = ops.Concat(KernelOp.Quantized);
+        foreach (var make in ops)
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var op = make();
@@ -84,5 +91,6 @@ public sealed record OpsBenchmark(BenchMachine Machine, int Repeats, IReadOnlyLi
             o.WriteLine(BenchFormat.Invariant($"{r.Name,-36} {BenchFormat.Seconds(r.Seconds),10} {rate,14} {r.PeakFraction,8:P0}"));
         }
         o.WriteLine("GEMMs are M x N x K; of peak = the FMA ceiling (GB/s: the triad ceiling; GOP/s: the int8 ceiling) on the same threads.");
+        o.WriteLine("Winograd rows count the direct convolution's FLOPs (effective GFLOP/s), so they can exceed 100 % of peak.");
     }
 }

@@ -30,12 +30,13 @@ public static class BenchCommand
         var repeats = Repeats(3, "Timed runs of the text encoder and of the UNet step, each after a warm-up; the median counts.");
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
         var quant = new Option<string?>("--quant") { Description = "A quantized UNet file (diffusion quantize) to time instead of the model's own UNet." };
+        var precision = GenerateCommand.PrecisionOption();
 
         var command = new Command("bench",
             "Time a model: load, text encoder, one UNet step (GFLOP/s and % of the measured FMA peak), a denoising loop, " +
             "VAE decode, peak memory and managed allocations per step. 'bench ops' times the kernels, 'bench peak' the machine.")
         {
-            threads, json, verbose, model, width, height, steps, repeats, modelConfig, quant,
+            threads, json, verbose, model, width, height, steps, repeats, modelConfig, quant, precision,
             CreatePeak(output, error, threads, json, verbose),
             CreateOps(output, error, threads, json, verbose),
         };
@@ -44,7 +45,10 @@ public static class BenchCommand
             var options = new ModelBenchOptions
             {
                 ModelPath = parse.GetValue(model) ?? DefaultModel.Path,
-                Load = new ModelLoadOptions { ConfigFolder = parse.GetValue(modelConfig), QuantizedUnet = parse.GetValue(quant) },
+                Load = new ModelLoadOptions
+                {
+                    ConfigFolder = parse.GetValue(modelConfig), QuantizedUnet = parse.GetValue(quant), Precision = parse.GetValue(precision),
+                },
                 Width = parse.GetValue(width),
                 Height = parse.GetValue(height),
                 Steps = parse.GetValue(steps),
@@ -77,15 +81,18 @@ public static class BenchCommand
     {
         var repeats = Repeats(5, "Timed runs of each kernel after a warm-up; the best counts.");
         var quant = new Option<bool>("--quant") { Description = "Also time the quantized layers (W4A4 with and without the rank-32 branch, W8A8, NF4) against the int8 ceiling." };
+        var precision = GenerateCommand.PrecisionOption();
+        precision.Description = "fp16 or bf16: also time the GEMM shapes with 16-bit weight panels, beside their fp32 rows. Default: fp32 (no extra rows).";
         var command = new Command("ops",
             "Time the main kernels at Stable Diffusion 1.5 shapes (GEMMs, 3x3 convolutions, self-attention, GroupNorm+SiLU) " +
             "as GFLOP/s or GB/s and % of the ceilings measured in the same process.")
         {
-            repeats, quant,
+            repeats, quant, precision,
         };
         command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
         {
-            var result = OpsBenchmark.Run(ThreadCount(parse.GetValue(threads)), parse.GetValue(repeats), error, cancellationToken, parse.GetValue(quant));
+            var result = OpsBenchmark.Run(ThreadCount(parse.GetValue(threads)), parse.GetValue(repeats), error, cancellationToken, parse.GetValue(quant),
+                parse.GetValue(precision));
             if (parse.GetValue(json)) BenchFormat.WriteJson(output, result.ToJson());
             else result.WriteTable(output);
         }));

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using DiffusionSharp.Caching;
 using DiffusionSharp.IO.Png;
+using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Models.Checkpoints;
 using DiffusionSharp.Pipeline;
 using DiffusionSharp.Sampling;
@@ -35,6 +36,7 @@ public static class GenerateCommand
         var eta = new Option<double?>("--eta") { Description = "Noise of ancestral and DDIM samplers (default: the sampler's own, 1 for euler_a, 0 for ddim)." };
         var prediction = new Option<string?>("--prediction") { Description = "Override the model's prediction type: eps or v (single files cannot tell)." };
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder whose unet/, text_encoder/, vae/ config.json describe a single file of non-standard shape." };
+        var precision = PrecisionOption();
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Print load and stage timings, warnings and stack traces." };
         var cache = new Option<string?>("--cache") { Description = "Block caching: a schedule file from 'diffusion cache-profile', 'auto' (profile this model, sampler and step count once and keep the schedule beside the model), or 'interval:N' (DeepCache-style: the whole UNet every N steps). Default: none." };
         var cacheThreshold = new Option<double?>("--cache-threshold") { Description = $"The change budget delta of automatic caching (cache auto); larger skips more. Default: {DefaultCacheThreshold.ToString(CultureInfo.InvariantCulture)}." };
@@ -42,7 +44,7 @@ public static class GenerateCommand
         var command = new Command("generate", "Generate images from a text prompt and write them as PNG files with the web UIs' parameters text.")
         {
             model, prompt, negative, width, height, steps, cfg, sampler, scheduler, seed, outputPath, threads, batch, rng,
-            clipSkip, eta, prediction, modelConfig, cache, cacheThreshold, verbose,
+            clipSkip, eta, prediction, modelConfig, cache, cacheThreshold, precision, verbose,
         };
         // Validators read values only when they parsed: an unparsable token already has its own parse error.
         AtLeast(threads, 0, "--threads must be 0 (all processors) or more.");
@@ -102,6 +104,7 @@ public static class GenerateCommand
                 {
                     ConfigFolder = parse.GetValue(modelConfig),
                     Prediction = parse.GetValue(prediction) switch { "eps" => ModelPrediction.Epsilon, "v" => ModelPrediction.VPrediction, _ => null },
+                    Precision = parse.GetValue(precision),
                 };
                 var clock = Stopwatch.StartNew();
                 error.WriteLine($"loading {modelPath}");
@@ -215,6 +218,24 @@ public static class GenerateCommand
     }
 
     /// <summary>Adds a range check that reads the option's token itself, so an unparsable value keeps its parse error.</summary>
+    /// <summary>
+    /// <c>--precision fp32|fp16|bf16</c>: how the model's GEMM weights are held in memory (<see cref="ModelLoadOptions.Precision"/>).
+    /// Shared by <c>generate</c> and <c>bench</c>.
+    /// </summary>
+    public static Option<WeightPrecision> PrecisionOption() => new("--precision")
+    {
+        Description = "Weight storage of the linear and convolution layers: fp32, fp16 (half the memory; lossless for fp16 checkpoints) " +
+            "or bf16 (half the memory, 8-bit mantissa). Arithmetic is fp32 either way. Default: fp32.",
+        DefaultValueFactory = _ => WeightPrecision.Float32,
+        CustomParser = r =>
+        {
+            string text = r.Tokens.Count == 1 ? r.Tokens[0].Value : string.Join(' ', r.Tokens.Select(t => t.Value));
+            if (WeightPrecisionExtensions.TryParse(text, out var value)) return value;
+            r.AddError($"--precision must be fp32, fp16 or bf16, not '{text}'.");
+            return WeightPrecision.Float32;
+        },
+    };
+
     private static void AtLeast(Option<int> option, int min, string message) => option.Validators.Add(r =>
     {
         if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v < min)

@@ -26,6 +26,15 @@ public static class KernelSettings
     public static bool UseReference { get; set; } =
         Environment.GetEnvironmentVariable(ReferenceEnvironmentVariable) is "1" or "true" or "TRUE" or "yes";
 
+    public const string WinogradEnvironmentVariable = "DIFFUSIONSHARP_WINOGRAD";
+
+    /// <summary>
+    /// When false, every 3x3 convolution runs as implicit GEMM (<c>DIFFUSIONSHARP_WINOGRAD=0</c>): the Winograd ablation
+    /// and a bisection switch. When true, <c>Conv2dKernel.PrefersWinograd</c> picks Winograd F(4x4, 3x3) where it pays.
+    /// </summary>
+    public static bool AllowWinograd { get; set; } =
+        Environment.GetEnvironmentVariable(WinogradEnvironmentVariable) is not ("0" or "false" or "FALSE" or "no");
+
     /// <summary>The best instruction-set path this process can run (AVX-512 only where the JIT accelerates 512-bit vectors).</summary>
     public static KernelIsa BestIsa { get; } =
         Vector512.IsHardwareAccelerated && Avx512F.IsSupported ? KernelIsa.Avx512

@@ -53,6 +53,8 @@ internal enum ScratchSlot
     GemmA,
     GemmPartial,
     GemmB,
+    GemmWidened,
+    GemmWidenedMatrix,
     AttentionKeys,
     AttentionValues,
     AttentionQueries,
@@ -66,5 +68,7 @@ internal enum ScratchSlot
     QuantRow,
     QuantSmoothed,
     QuantDequantized,
+    WinogradInput,
+    WinogradProducts,
     Count,
 }

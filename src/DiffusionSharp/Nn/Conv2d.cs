@@ -6,9 +6,12 @@ namespace DiffusionSharp.Nn;
 
 /// <summary>
 /// PyTorch <c>nn.Conv2d</c> (groups 1) on channels-last tensors: keys <c>weight</c> [Cout, Cin, k, k] and
-/// <c>bias</c> [Cout]. Filters are reordered and packed once at load (<see cref="ConvolutionWeights"/>), or, when the
+/// <c>bias</c> [Cout]. Filters are reordered and packed once at load (<see cref="ConvolutionWeights"/>, stored in the
+/// scope's <see cref="WeightScope.Precision"/>), or, when the
 /// scope carries quantized layers that include this one, bound in their quantized form (<see cref="QuantizedMatrix"/>
-/// of [Cout, k*k*Cin], run over the im2col rows) and no fp32 filter is read.
+/// of [Cout, k*k*Cin], run over the im2col rows) and no fp32 filter is read. A 3x3 stride-1 layer called at a size
+/// where Winograd pays (<see cref="Conv2dKernel.PrefersWinograd"/>) transforms its filters once, at that first call
+/// (<see cref="Winograd"/>), and runs Winograd F(4x4, 3x3) from then on at such sizes.
 /// </summary>
 public sealed unsafe class Conv2d : Module, IConvolution
 {
@@ -22,11 +25,14 @@ public sealed unsafe class Conv2d : Module, IConvolution
     public int Stride { get; }
     public Padding2d Padding { get; }
 
-    /// <summary>The fp32 filters; null when the layer runs quantized.</summary>
+    /// <summary>The packed filters (fp32 or 16-bit storage); null when the layer runs quantized.</summary>
     public ConvolutionWeights? Weights { get; }
 
     /// <summary>The quantized filters; null when the layer runs in fp32.</summary>
     public QuantizedMatrix? Quantized { get; }
+
+    /// <summary>The Winograd-transformed filters; null until the layer is first called at a Winograd size.</summary>
+    public WinogradWeights? Winograd { get; private set; }
 
     /// <summary>The bias [Cout] (empty without one).</summary>
     public ReadOnlySpan<float> Bias => _bias;
@@ -43,7 +49,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
         Quantized = scope.Quantized?.Bind(Key, inChannels, outChannels, kernelSize);
         if (Quantized == null)
             Weights = scope.WithWeight("weight", [outChannels, inChannels, kernelSize, kernelSize],
-                w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize));
+                w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize, scope.Precision));
     }
 
     /// <summary>Binds a square convolution with the same zero padding on every side.</summary>
@@ -88,6 +94,8 @@ public sealed unsafe class Conv2d : Module, IConvolution
         {
             if (Quantized != null)
                 Quantized.Forward(ActivationRows.Patches(x.Data, g), checked((int)g.OutputPixels), bias, output.Data, OutChannels, res, OutChannels); // [B, Ho, Wo, Cout]
+            else if (Conv2dKernel.PrefersWinograd(g))
+                Conv2dKernel.ForwardWinograd(x.Data, g, Winograd ??= new WinogradWeights(Weights!), bias, output.Data, res); // [B, Ho, Wo, Cout]
             else
                 Conv2dKernel.Forward(x.Data, g, Weights!, bias, output.Data, res); // [B, Ho, Wo, Cout]
         }
@@ -104,6 +112,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
     protected override void DisposeOwned()
     {
         Weights?.Dispose();
+        Winograd?.Dispose();
         Quantized?.Dispose();
     }
 

@@ -7,7 +7,7 @@ namespace DiffusionSharp.Nn;
 /// <summary>
 /// y = x · Wᵀ + b over the last dimension (PyTorch <c>nn.Linear</c>; keys <c>weight</c> [out, in], <c>bias</c> [out]).
 /// Also serves 1x1 convolutions, which on channels-last tensors are the same GEMM over pixels.
-/// The weight is packed once at load (<see cref="PackedMatrix"/>), or, when the scope carries quantized layers that
+/// The weight is packed once at load (<see cref="PackedMatrix"/>, stored in the scope's <see cref="WeightScope.Precision"/>), or, when the scope carries quantized layers that
 /// include this one, bound in its quantized form (<see cref="QuantizedMatrix"/>) and no fp32 weight is read.
 /// </summary>
 public sealed unsafe class Linear : Module
@@ -19,7 +19,7 @@ public sealed unsafe class Linear : Module
     public int InFeatures { get; }
     public int OutFeatures { get; }
 
-    /// <summary>The fp32 weight; null when the layer runs quantized.</summary>
+    /// <summary>The packed weight (fp32 or 16-bit storage); null when the layer runs quantized.</summary>
     public PackedMatrix? Weight { get; }
 
     /// <summary>The quantized weight; null when the layer runs in fp32.</summary>
@@ -51,7 +51,7 @@ public sealed unsafe class Linear : Module
     private static Linear Bind(WeightScope scope, int[] weightShape, int inFeatures, int outFeatures, bool bias)
     {
         var quantized = scope.Quantized?.Bind(scope.LayerKey, inFeatures, outFeatures, kernelSize: 1);
-        var packed = quantized == null ? scope.WithWeight("weight", weightShape, w => new PackedMatrix(w.Span, outFeatures, inFeatures)) : null;
+        var packed = quantized == null ? scope.WithWeight("weight", weightShape, w => new PackedMatrix(w.Span, outFeatures, inFeatures, scope.Precision)) : null;
         try
         {
             return new Linear(scope.LayerKey, packed, quantized, bias ? scope.Require("bias", outFeatures) : null, inFeatures, outFeatures);

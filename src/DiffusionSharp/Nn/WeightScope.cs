@@ -1,3 +1,5 @@
+using DiffusionSharp.Kernels.Gemm;
+
 namespace DiffusionSharp.Nn;
 
 /// <summary>
@@ -5,7 +7,8 @@ namespace DiffusionSharp.Nn;
 /// addresses <c>down_blocks.0.</c>, and <c>Require("weight", 320, 4, 3, 3)</c> reads <c>down_blocks.0.weight</c>
 /// after checking its shape. Scopes pushed from one root share the record of consumed keys, so a loader can
 /// report the checkpoint tensors no layer asked for (<see cref="UnusedKeys"/>). A scope may also carry quantized
-/// replacements for some layers (<see cref="Quantized"/>), which those layers bind instead of their fp32 weights.
+/// replacements for some layers (<see cref="Quantized"/>), which those layers bind instead of their fp32 weights, and
+/// the storage precision of the GEMM weights its layers pack (<see cref="Precision"/>).
 /// </summary>
 public sealed class WeightScope
 {
@@ -16,18 +19,23 @@ public sealed class WeightScope
     /// <summary>Quantized layers to bind instead of fp32 weights (null: none).</summary>
     public IQuantizedLayers? Quantized { get; }
 
+    /// <summary>How <see cref="Linear"/> and <see cref="Conv2d"/> layers in this scope store their packed weights
+    /// (arithmetic stays fp32). Default fp32.</summary>
+    public WeightPrecision Precision { get; }
+
     /// <summary>The key prefix of this scope, ending with '.' (empty at the root).</summary>
     public string Prefix { get; }
 
-    public WeightScope(IWeightSource source, IQuantizedLayers? quantized = null)
-        : this(source, quantized, "", new HashSet<string>(StringComparer.Ordinal))
+    public WeightScope(IWeightSource source, IQuantizedLayers? quantized = null, WeightPrecision precision = WeightPrecision.Float32)
+        : this(source, quantized, precision, "", new HashSet<string>(StringComparer.Ordinal))
     {
     }
 
-    private WeightScope(IWeightSource source, IQuantizedLayers? quantized, string prefix, HashSet<string> consumed)
+    private WeightScope(IWeightSource source, IQuantizedLayers? quantized, WeightPrecision precision, string prefix, HashSet<string> consumed)
     {
         Source = source;
         Quantized = quantized;
+        Precision = precision;
         Prefix = prefix;
         _consumed = consumed;
     }
@@ -36,13 +44,13 @@ public sealed class WeightScope
     {
         if (string.IsNullOrEmpty(name) || name.Contains('.'))
             throw new ArgumentException($"A scope name is one key segment, got '{name}'.", nameof(name));
-        return new WeightScope(Source, Quantized, Prefix + name + ".", _consumed);
+        return new WeightScope(Source, Quantized, Precision, Prefix + name + ".", _consumed);
     }
 
     public WeightScope Push(int index)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
-        return new WeightScope(Source, Quantized, Prefix + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".", _consumed);
+        return new WeightScope(Source, Quantized, Precision, Prefix + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".", _consumed);
     }
 
     /// <summary>The key of the layer this scope addresses: the prefix without its final '.'.</summary>

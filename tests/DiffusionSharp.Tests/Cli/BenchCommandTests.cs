@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DiffusionSharp.Cli;
+using DiffusionSharp.Cli.Bench;
 using DiffusionSharp.Models.Checkpoints;
 using DiffusionSharp.Tests.Models;
 
@@ -43,6 +44,7 @@ public class BenchCommandTests
         Assert.Equal(2, json.GetProperty("steps").GetInt32());
         Assert.True(json.GetProperty("peak_rss_bytes").GetInt64() >= json.GetProperty("loaded_rss_bytes").GetInt64());
         Assert.Equal(expectedBatch, json.GetProperty("unet_batch").GetInt32());
+        Assert.Equal("fp32", json.GetProperty("precision").GetString());
 
         // The FLOPs are the model's own count at the benchmarked latent size, times the step's batch.
         using var model = ModelLoader.Load(folder);
@@ -59,6 +61,32 @@ public class BenchCommandTests
         AssertRelative(json.GetProperty("unet_flops_per_step").GetInt64() / stepSeconds / 1e9, gflops);
         AssertRelative(gflops / json.GetProperty("peak_gflops").GetDouble(), json.GetProperty("unet_peak_fraction").GetDouble());
         AssertRelative(json.GetProperty("loop_seconds").GetDouble() / 2, json.GetProperty("loop_step_seconds").GetDouble());
+    }
+
+    [Fact]
+    public void Model_benchmark_reports_the_weight_precision()
+    {
+        string folder = TinyModelFixtures.ModelFolder(TinyModelFixtures.Mobile);
+        var (code, stdout, stderr) = Run("bench", "-m", folder, "--steps", "1", "-r", "1", "-t", "1", "--precision", "bf16", "--json");
+
+        Assert.True(code == ExitCodes.Success, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal("bf16", doc.RootElement.GetProperty("precision").GetString());
+    }
+
+    [Fact]
+    public void Ops_benchmark_with_a_16_bit_precision_adds_the_gemm_shapes_with_16_bit_weights()
+    {
+        var (code, stdout, stderr) = Run("bench", "ops", "-r", "1", "-t", "1", "--precision", "fp16", "--json");
+
+        Assert.True(code == ExitCodes.Success, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var names = doc.RootElement.GetProperty("ops").EnumerateArray().Select(op => op.GetProperty("name").GetString()!).ToArray();
+        Assert.Equal<string>(
+            ["fp16 linear 4096x320x320", "fp16 linear 4096x1280x320", "fp16 linear 1024x2560x640", "fp16 linear 77x320x768",
+             "fp16 conv3x3 64x64x320->320", "fp16 conv3x3 32x32x640->640"],
+            names[^6..]);
+        Assert.Equal(KernelOp.Sd15.Count + 6, names.Length);
     }
 
     [Fact]
@@ -99,7 +127,10 @@ public class BenchCommandTests
         var names = json.GetProperty("ops").EnumerateArray().Select(op => op.GetProperty("name").GetString()!).ToArray();
         Assert.Equal<string>(
             ["linear 4096x320x320", "linear 4096x1280x320", "linear 1024x2560x640", "linear 77x320x768",
-             "conv3x3 64x64x320->320", "conv3x3 32x32x640->640", "self-attention 4096 tokens 8x40", "groupnorm+silu 4096x320"],
+             "conv3x3 64x64x320->320", "conv3x3 64x64x320->320 winograd", "conv3x3 32x32x640->640", "conv3x3 32x32x640->640 winograd",
+             "conv3x3 16x16x1280->1280", "conv3x3 16x16x1280->1280 winograd", "conv3x3 64x64x512->512", "conv3x3 64x64x512->512 winograd",
+             "conv3x3 128x128x512->512", "conv3x3 128x128x512->512 winograd", "conv3x3 256x256x256->256", "conv3x3 256x256x256->256 winograd",
+             "conv3x3 512x512x128->128", "conv3x3 512x512x128->128 winograd", "self-attention 4096 tokens 8x40", "groupnorm+silu 4096x320"],
             names);
         foreach (var op in json.GetProperty("ops").EnumerateArray())
         {
@@ -130,6 +161,9 @@ public class BenchCommandTests
     [InlineData("bench", "--model-config")]
     [InlineData("bench", "--bogus")]
     [InlineData("bench", "--steps", "two")]
+    [InlineData("bench", "--precision", "fp8")]
+    [InlineData("bench", "--precision")]
+    [InlineData("bench", "ops", "--precision", "int4")]
     [InlineData("bench", "ops", "-r", "0")]
     [InlineData("bench", "ops", "-r", "x")]
     [InlineData("bench", "ops", "-m", "model")]

@@ -62,6 +62,27 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
+    public void Precision_fp16_gives_the_fp32_png_of_an_fp16_checkpoint_and_bf16_a_close_one()
+    {
+        byte[] Run(string name, params string[] precision)
+        {
+            string path = _scratch.File(name);
+            var r = CliRunner.Run(Args(TestCheckpoints.Sd15Folder, path, [.. precision, "--rng", "cpu"]));
+            Assert.Equal(ExitCodes.Success, r.ExitCode);
+            return File.ReadAllBytes(path);
+        }
+        byte[] fp32 = Run("fp32.png");
+        byte[] fp16 = Run("fp16.png", "--precision", "fp16");
+        byte[] bf16 = Run("bf16.png", "--precision", "BF16");
+        Assert.Equal(fp32, fp16);   // the tiny checkpoint is stored in fp16: 16-bit storage loses nothing
+        Assert.NotEqual(fp32, bf16);
+        var exact = PngReader.Read(_scratch.File("fp32.png")).Pixels;
+        var rounded = PngReader.Read(_scratch.File("bf16.png")).Pixels;
+        double meanDifference = exact.Zip(rounded, (a, b) => Math.Abs(a - b)).Average();
+        Assert.True(meanDifference < 8, $"bf16 image differs from fp32 by {meanDifference:0.00} levels on average");
+    }
+
+    [Fact]
     public void A_batch_of_three_is_seeds_42_43_44_named_out_out_2_out_3_each_equal_to_its_single_run()
     {
         string batchFolder = Path.Combine(_scratch.Path, "batch");
@@ -133,6 +154,7 @@ public sealed class GenerateCommandTests : IDisposable
         { "unknown sampler", ExitCodes.Usage, "Unknown sampler 'euler_b'" },
         { "unknown scheduler", ExitCodes.Usage, "Unknown scheduler 'cosine'" },
         { "bad rng", ExitCodes.Usage, "--rng must be cuda or cpu, not 'philox'" },
+        { "bad precision", ExitCodes.Usage, "--precision must be fp32, fp16 or bf16, not 'fp8'" },
         { "ddim at one step", ExitCodes.Usage, "needs at least 2 steps" },
         { "no prompt", ExitCodes.Usage, "--prompt" },
         { "unknown option", ExitCodes.Usage, "--frobnicate" },
@@ -161,6 +183,7 @@ public sealed class GenerateCommandTests : IDisposable
             "unknown sampler" => Args(TestCheckpoints.MobileFolder, output, "--sampler", "euler_b"),
             "unknown scheduler" => Args(TestCheckpoints.MobileFolder, output, "--scheduler", "cosine"),
             "bad rng" => Args(TestCheckpoints.MobileFolder, output, "--rng", "philox"),
+            "bad precision" => Args(TestCheckpoints.MobileFolder, output, "--precision", "fp8"),
             "ddim at one step" => Args(TestCheckpoints.MobileFolder, output, "--sampler", "ddim", "--steps", "1"),
             "no prompt" => ["generate", "-m", TestCheckpoints.MobileFolder, "-o", output],
             "unknown option" => Args(TestCheckpoints.MobileFolder, output, "--frobnicate"),

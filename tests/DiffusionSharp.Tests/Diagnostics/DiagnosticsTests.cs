@@ -43,7 +43,9 @@ public class DiagnosticsTests
             long resident = ProcessMemory.ResidentBytes();
             long peak = ProcessMemory.PeakResidentBytes();
             Assert.True(resident >= bytes, $"resident {resident} bytes with a {bytes}-byte buffer touched");
-            Assert.True(peak >= resident, $"peak {peak} below resident {resident}");
+            // Linux updates VmHWM lazily (the high-water mark catches up with RSS at unmaps and exits), so a page freed
+            // between the two reads can leave the peak a few pages below the resident size read first.
+            Assert.True(peak >= bytes && peak >= resident - (1 << 20), $"peak {peak} below resident {resident}");
         }
         finally
         {

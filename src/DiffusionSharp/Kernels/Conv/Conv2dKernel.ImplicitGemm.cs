@@ -27,12 +27,12 @@ public static unsafe partial class Conv2dKernel
             g.PadTop == 0 && g.PadLeft == 0 && g.PadBottom == 0 && g.PadRight == 0)
         {
             var linear = new GemmKernel.Problem<GemmKernel.RowMajorRows>(new GemmKernel.RowMajorRows(x, g.InChannels),
-                pixels, g.OutChannels, g.InChannels, w.Matrix.Data, 1f, bias, y, g.OutChannels, residual, g.OutChannels);
+                pixels, g.OutChannels, g.InChannels, w.Matrix, 1f, bias, y, g.OutChannels, residual, g.OutChannels);
             GemmKernel.Run(ref linear, isa);
             return;
         }
         var problem = new GemmKernel.Problem<PatchRows>(new PatchRows(x, g), pixels, g.OutChannels, g.PatchSize,
-            w.Matrix.Data, 1f, bias, y, g.OutChannels, residual, g.OutChannels);
+            w.Matrix, 1f, bias, y, g.OutChannels, residual, g.OutChannels);
         GemmKernel.Run(ref problem, isa);
     }
 

@@ -15,8 +15,9 @@ public sealed class ConvolutionWeights : IDisposable
     public int KernelWidth { get; }
     public PackedMatrix Matrix { get; }
 
-    /// <summary>Packs filters given in PyTorch layout [outChannels, inChannels, kh, kw].</summary>
-    public ConvolutionWeights(ReadOnlySpan<float> weight, int outChannels, int inChannels, int kernelHeight, int kernelWidth)
+    /// <summary>Packs filters given in PyTorch layout [outChannels, inChannels, kh, kw], stored in <paramref name="precision"/>.</summary>
+    public ConvolutionWeights(ReadOnlySpan<float> weight, int outChannels, int inChannels, int kernelHeight, int kernelWidth,
+        WeightPrecision precision = WeightPrecision.Float32)
     {
         long expected = (long)outChannels * inChannels * kernelHeight * kernelWidth;
         if (weight.Length != expected)
@@ -25,7 +26,7 @@ public sealed class ConvolutionWeights : IDisposable
         InChannels = inChannels;
         KernelHeight = kernelHeight;
         KernelWidth = kernelWidth;
-        Matrix = PackedMatrix.FromConvolution(weight, outChannels, inChannels, kernelHeight, kernelWidth);
+        Matrix = PackedMatrix.FromConvolution(weight, outChannels, inChannels, kernelHeight, kernelWidth, precision);
     }
 
     /// <summary>W[o, ky, kx, ci] (slow; reference kernels and tests).</summary>

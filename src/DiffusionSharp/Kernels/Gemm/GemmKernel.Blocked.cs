@@ -17,6 +17,16 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// so a residual that aliases C is read before it is overwritten.
 /// </para>
 /// <para>
+/// 16-bit weight panels (<see cref="WeightPrecision"/>) are widened to fp32 and the fp32 micro-kernel runs on them, so
+/// the arithmetic, hence every result, is the fp32 path's on the widened weights. When the rows fit one block of tiles
+/// (at most 96 rows: GEMV, time embeddings, cross-attention K/V) each tile widens its panel's K-block slice into
+/// per-thread scratch (32 x at most 512 floats, the slice the fp32 path streams), once per panel; with more rows every
+/// block of rows would widen the same panels again, so the whole matrix is widened once per call, in parallel, into
+/// a scratch buffer of the calling thread (fp32 size of the largest such layer: 52 MB for SD 1.5's 1280x10240
+/// GEGLU projection). Measured (Zen 5, one core, CPU time, same process, machine shared): per-tile widening of every
+/// row block cost fp16 8-11 % and bf16 0-7 % at the SD 1.5 shapes below; see docs/KERNELS.md for the whole-matrix figures.
+/// </para>
+/// <para>
 /// Determinism: every output is one FMA chain over k in order (see <see cref="IMicroKernel"/>), then alpha, bias,
 /// residual; the tiling never splits K across threads, so results are bitwise identical for any thread count, tile
 /// shape and instruction set.
@@ -62,7 +72,9 @@ public static unsafe partial class GemmKernel
     {
         public TA Rows;
         public int M, N, K;
-        public float* Panels;
+        public void* Panels;
+        public WeightPrecision Precision;
+        public KernelIsa Isa;
         public float Alpha;
         public float* Bias;
         public float* C;
@@ -72,10 +84,20 @@ public static unsafe partial class GemmKernel
 
         public int Groups, PanelCount, MBlocks, NBlocks, KBlocks;
 
+        /// <summary>B given as fp32 panels.</summary>
         public Problem(TA rows, int m, int n, int k, float* panels, float alpha, float* bias, float* c, int ldc, float* residual, int ldr)
         {
-            Rows = rows; M = m; N = n; K = k; Panels = panels; Alpha = alpha; Bias = bias;
+            Rows = rows; M = m; N = n; K = k; Panels = panels; Precision = WeightPrecision.Float32; Alpha = alpha; Bias = bias;
             C = c; Ldc = ldc; Residual = residual; Ldr = ldr;
+        }
+
+        /// <summary>B given as a packed weight matrix of any <see cref="WeightPrecision"/> ([n, k] must be its shape).</summary>
+        public Problem(TA rows, int m, int n, int k, PackedMatrix panels, float alpha, float* bias, float* c, int ldc, float* residual, int ldr)
+            : this(rows, m, n, k, (float*)panels.Storage, alpha, bias, c, ldc, residual, ldr)
+        {
+            if (panels.N != n || panels.K != k)
+                throw new ArgumentException($"GEMM [{n}, {k}] given a packed matrix of [{panels.N}, {panels.K}].");
+            Precision = panels.Precision;
         }
     }
 
@@ -85,6 +107,19 @@ public static unsafe partial class GemmKernel
         if (p.M == 0 || p.N == 0) return;
         var scheduler = ThreadScheduler.Current;
         Plan(ref p, scheduler.ThreadCount);
+        p.Isa = isa;
+        if (p.Precision != WeightPrecision.Float32 && p.MBlocks > 1)
+        {
+            // Every block of rows would widen the same panels again: widen the whole matrix once, in parallel, instead.
+            var widen = new WidenArgs
+            {
+                Source = (ushort*)p.Panels, PanelLength = (long)MicroKernel.Cols * p.K, Precision = p.Precision, Isa = isa,
+                Destination = Scratch.Floats(ScratchSlot.GemmWidenedMatrix, (long)p.PanelCount * MicroKernel.Cols * p.K),
+            };
+            scheduler.For(p.PanelCount, &WidenPanel, &widen);
+            p.Panels = widen.Destination;
+            p.Precision = WeightPrecision.Float32;
+        }
         void* context = Unsafe.AsPointer(ref p);
         int tiles = p.MBlocks * p.NBlocks;
         switch (isa)
@@ -93,6 +128,17 @@ public static unsafe partial class GemmKernel
             case KernelIsa.Avx2: scheduler.For(tiles, &Tile<TA, Avx2MicroKernel>, context); break;
             default: scheduler.For(tiles, &Tile<TA, PortableMicroKernel>, context); break;
         }
+    }
+
+    private struct WidenArgs
+    {
+        public ushort* Source; public float* Destination; public long PanelLength; public WeightPrecision Precision; public KernelIsa Isa;
+    }
+
+    private static void WidenPanel(void* context, int panel)
+    {
+        ref WidenArgs a = ref Unsafe.AsRef<WidenArgs>(context);
+        WeightConversion.Widen(a.Source + panel * a.PanelLength, a.PanelLength, a.Precision, a.Destination + panel * a.PanelLength, a.Isa);
     }
 
     /// <summary>
@@ -131,6 +177,7 @@ public static unsafe partial class GemmKernel
         float* packed = Scratch.Floats(ScratchSlot.GemmA, (long)paddedRows * MicroKernel.AStride);
         float* partial = p.KBlocks > 1 ? Scratch.Floats(ScratchSlot.GemmPartial, (long)paddedRows * ldp) : null;
         float* tile = stackalloc float[MicroKernel.Rows * MicroKernel.Cols];
+        float* widened = p.Precision == WeightPrecision.Float32 ? null : Scratch.Floats(ScratchSlot.GemmWidened, (long)MicroKernel.KcMax * MicroKernel.Cols);
         for (int kb = 0; kb < p.KBlocks; kb++)
         {
             var (k0, k1) = ThreadScheduler.Partition(p.K, p.KBlocks, kb);
@@ -140,7 +187,13 @@ public static unsafe partial class GemmKernel
             bool last = kb == p.KBlocks - 1;
             for (int panel = p0; panel < p1; panel++)
             {
-                float* b = p.Panels + ((long)panel * p.K + k0) * MicroKernel.Cols;
+                long slice = ((long)panel * p.K + k0) * MicroKernel.Cols;
+                float* b = (float*)p.Panels + slice;
+                if (widened != null)
+                {
+                    WeightConversion.Widen((ushort*)p.Panels + slice, (long)kc * MicroKernel.Cols, p.Precision, widened, p.Isa);
+                    b = widened;
+                }
                 int col0 = panel * MicroKernel.Cols;
                 int cols = Math.Min(MicroKernel.Cols, p.N - col0);
                 for (int g = g0; g < g1; g++)

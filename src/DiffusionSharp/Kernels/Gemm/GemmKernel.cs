@@ -2,7 +2,8 @@ namespace DiffusionSharp.Kernels.Gemm;
 
 /// <summary>
 /// C = A · Wᵀ + bias (+ residual): the linear layer, and through im2col-free packing the 1x1 convolution.
-/// A is row-major [M, K] with row stride <c>lda</c>; W is a <see cref="PackedMatrix"/> [N, K]; C is [M, N] with
+/// A is row-major [M, K] with row stride <c>lda</c>; W is a <see cref="PackedMatrix"/> [N, K] (fp32 or 16-bit storage,
+/// fp32 arithmetic either way); C is [M, N] with
 /// row stride <c>ldc</c>. <c>bias</c> [N] and <c>residual</c> [M, N] (row stride <c>ldr</c>, may alias C) are optional;
 /// C must not overlap A. Every output is computed the same way whatever the thread count: results are bitwise
 /// deterministic.
@@ -25,7 +26,7 @@ public static unsafe partial class GemmKernel
     internal static void Linear(float* a, int lda, int m, PackedMatrix w, float* bias, float* c, int ldc,
         float* residual, int ldr, KernelIsa isa)
     {
-        var problem = new Problem<RowMajorRows>(new RowMajorRows(a, lda), m, w.N, w.K, w.Data, 1f, bias, c, ldc, residual, ldr);
+        var problem = new Problem<RowMajorRows>(new RowMajorRows(a, lda), m, w.N, w.K, w, 1f, bias, c, ldc, residual, ldr);
         Run(ref problem, isa);
     }
 

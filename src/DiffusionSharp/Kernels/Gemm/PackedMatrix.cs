@@ -5,21 +5,26 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// <summary>
 /// A weight matrix W of logical shape [N, K] (PyTorch <c>Linear.weight</c> layout: N outputs, K inputs), packed once
 /// at load into column panels for <see cref="GemmKernel"/>: panel p holds outputs [p*PanelWidth, (p+1)*PanelWidth)
-/// as K rows of <see cref="PanelWidth"/> floats (zero-padded past N). Memory: ceil(N/PanelWidth)*PanelWidth*K floats.
+/// as K rows of <see cref="PanelWidth"/> weights (zero-padded past N). Weights are stored in fp32 or, to halve memory
+/// and weight traffic, in a 16-bit <see cref="WeightPrecision"/> that the GEMM widens to fp32 one K block at a time.
+/// Memory: ceil(N/PanelWidth)*PanelWidth*K weights of <see cref="WeightPrecision"/>'s size.
 /// </summary>
 public sealed unsafe class PackedMatrix : IDisposable
 {
     /// <summary>Outputs per panel: the width of the GEMM micro-kernel's register tile (two AVX-512 registers of floats).</summary>
     public const int PanelWidth = 32;
 
-    private float* _data;
+    private void* _data;
 
     public int N { get; }
     public int K { get; }
     public int PanelCount => (N + PanelWidth - 1) / PanelWidth;
 
-    /// <summary>Panel-major data: <c>[PanelCount][K][PanelWidth]</c>.</summary>
-    public float* Data
+    /// <summary>How the weights are stored.</summary>
+    public WeightPrecision Precision { get; }
+
+    /// <summary>Panel-major storage: <c>[PanelCount][K][PanelWidth]</c> weights of <see cref="Precision"/>.</summary>
+    public void* Storage
     {
         get
         {
@@ -28,24 +33,40 @@ public sealed unsafe class PackedMatrix : IDisposable
         }
     }
 
-    /// <summary>Packs <paramref name="weight"/>, row-major [n, k].</summary>
-    public PackedMatrix(ReadOnlySpan<float> weight, int n, int k)
-        : this(weight, n, k, inChannels: k, kernelHeight: 1, kernelWidth: 1)
+    /// <summary>Panel-major fp32 data: <c>[PanelCount][K][PanelWidth]</c>; only for <see cref="WeightPrecision.Float32"/> storage.</summary>
+    public float* Data
+    {
+        get
+        {
+            if (Precision != WeightPrecision.Float32)
+                throw new InvalidOperationException($"This [{N}, {K}] matrix stores {Precision.Name()} weights, not fp32 panels.");
+            return (float*)Storage;
+        }
+    }
+
+    /// <summary>Packs <paramref name="weight"/>, row-major [n, k], rounding to <paramref name="precision"/>.</summary>
+    public PackedMatrix(ReadOnlySpan<float> weight, int n, int k, WeightPrecision precision = WeightPrecision.Float32)
+        : this(weight, n, k, precision, inChannels: k, kernelHeight: 1, kernelWidth: 1)
     {
     }
 
-    private PackedMatrix(ReadOnlySpan<float> weight, int n, int k, int inChannels, int kernelHeight, int kernelWidth)
+    private PackedMatrix(ReadOnlySpan<float> weight, int n, int k, WeightPrecision precision, int inChannels, int kernelHeight, int kernelWidth)
     {
         if (n <= 0 || k <= 0) throw new ArgumentException($"A packed matrix needs positive sizes, got [{n}, {k}].");
         if (weight.Length != (long)n * k)
             throw new ArgumentException($"Weight has {weight.Length} values; [{n}, {k}] needs {(long)n * k}.");
         N = n;
         K = k;
+        Precision = precision;
         nuint count = (nuint)PanelCount * PanelWidth * (nuint)k;
-        _data = (float*)NativeMemory.AlignedAlloc(count * sizeof(float), 64);
+        _data = NativeMemory.AlignedAlloc(count * (nuint)precision.ElementSize(), 64);
         fixed (float* source = weight)
         {
-            var args = new PackArgs { Source = source, Destination = _data, N = n, K = k, InChannels = inChannels, KernelHeight = kernelHeight, KernelWidth = kernelWidth };
+            var args = new PackArgs
+            {
+                Source = source, Destination = _data, Precision = precision, N = n, K = k,
+                InChannels = inChannels, KernelHeight = kernelHeight, KernelWidth = kernelWidth,
+            };
             Threading.ThreadScheduler.Current.For(PanelCount, &PackPanel, &args);
         }
     }
@@ -55,12 +76,13 @@ public sealed unsafe class PackedMatrix : IDisposable
     /// [outChannels, kh*kw*inChannels] whose columns run in (ky, kx, ci) order — one channels-last im2col row —
     /// without an intermediate reordered copy.
     /// </summary>
-    public static PackedMatrix FromConvolution(ReadOnlySpan<float> weight, int outChannels, int inChannels, int kernelHeight, int kernelWidth)
-        => new(weight, outChannels, kernelHeight * kernelWidth * inChannels, inChannels, kernelHeight, kernelWidth);
+    public static PackedMatrix FromConvolution(ReadOnlySpan<float> weight, int outChannels, int inChannels, int kernelHeight, int kernelWidth,
+        WeightPrecision precision = WeightPrecision.Float32)
+        => new(weight, outChannels, kernelHeight * kernelWidth * inChannels, precision, inChannels, kernelHeight, kernelWidth);
 
     private struct PackArgs
     {
-        public float* Source; public float* Destination; public int N; public int K;
+        public float* Source; public void* Destination; public WeightPrecision Precision; public int N; public int K;
         public int InChannels; public int KernelHeight; public int KernelWidth;
     }
 
@@ -74,7 +96,8 @@ public sealed unsafe class PackedMatrix : IDisposable
         ref PackArgs a = ref System.Runtime.CompilerServices.Unsafe.AsRef<PackArgs>(context);
         int o0 = panel * PanelWidth, lanes = Math.Min(PanelWidth, a.N - o0);
         long filterSize = (long)a.InChannels * a.KernelHeight * a.KernelWidth;
-        float* dst = a.Destination + (long)panel * PanelWidth * a.K;
+        float* row = stackalloc float[PanelWidth];
+        long panelOffset = (long)panel * PanelWidth * a.K;
         int kk = 0;
         for (int ky = 0; ky < a.KernelHeight; ky++)
         for (int kx = 0; kx < a.KernelWidth; kx++)
@@ -82,19 +105,35 @@ public sealed unsafe class PackedMatrix : IDisposable
             long tap = (long)ky * a.KernelWidth + kx;
             for (int ci = 0; ci < a.InChannels; ci++, kk++)
             {
-                float* row = dst + (long)kk * PanelWidth;
                 float* src = a.Source + (long)o0 * filterSize + (long)ci * a.KernelHeight * a.KernelWidth + tap;
                 int lane = 0;
                 for (; lane < lanes; lane++) row[lane] = src[lane * filterSize];
                 for (; lane < PanelWidth; lane++) row[lane] = 0f;
+                long offset = panelOffset + (long)kk * PanelWidth;
+                if (a.Precision == WeightPrecision.Float32)
+                {
+                    new ReadOnlySpan<float>(row, PanelWidth).CopyTo(new Span<float>((float*)a.Destination + offset, PanelWidth));
+                    continue;
+                }
+                ushort* narrow = (ushort*)a.Destination + offset;
+                for (lane = 0; lane < PanelWidth; lane++) narrow[lane] = WeightConversion.Narrow(row[lane], a.Precision);
             }
         }
     }
 
-    public long ByteSize => (long)PanelCount * PanelWidth * K * sizeof(float);
+    public long ByteSize => (long)PanelCount * PanelWidth * K * Precision.ElementSize();
 
-    /// <summary>W[n, k] (slow; for reference kernels and tests).</summary>
-    public float this[int n, int k] => Data[(long)(n / PanelWidth) * PanelWidth * K + (long)k * PanelWidth + n % PanelWidth];
+    /// <summary>W[n, k] as fp32 (slow; for reference kernels and tests).</summary>
+    public float this[int n, int k]
+    {
+        get
+        {
+            long index = (long)(n / PanelWidth) * PanelWidth * K + (long)k * PanelWidth + n % PanelWidth;
+            return Precision == WeightPrecision.Float32
+                ? ((float*)Storage)[index]
+                : WeightConversion.WidenReference(((ushort*)Storage)[index], Precision);
+        }
+    }
 
     public void Dispose()
     {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using DiffusionSharp.IO;
 using DiffusionSharp.IO.Safetensors;
+using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Models.Clip;
 using DiffusionSharp.Models.Configs;
 using DiffusionSharp.Models.Unet;
@@ -33,6 +34,13 @@ public sealed record ModelLoadOptions
     /// quantized file is recognised without this.)
     /// </summary>
     public string? QuantizedUnet { get; init; }
+
+    /// <summary>
+    /// How the GEMM weights of every linear and convolution layer (text encoder, UNet, VAE) are held in memory:
+    /// fp32, or 16-bit (fp16, lossless for fp16 checkpoints; bf16) at half the memory, widened to fp32 inside the GEMM.
+    /// Arithmetic is fp32 either way. Quantized layers are unaffected.
+    /// </summary>
+    public WeightPrecision Precision { get; init; } = WeightPrecision.Float32;
 }
 
 /// <summary>
@@ -300,14 +308,16 @@ public static class ModelLoader
         try
         {
             progress?.Report("Loading text encoder");
-            var textScope = new WeightScope(textSource);
+            var textScope = new WeightScope(textSource, precision: options.Precision);
             text = ClipTextModel.Load(textScope, textConfig.Validate(source + " text encoder"));
             progress?.Report(quantized != null ? $"Loading UNet ({quantized.Info.Method}, {Path.GetFileName(quantized.Path)})" : "Loading UNet");
-            var unetScope = quantized != null ? new WeightScope(quantized.PlainWeights, quantized) : new WeightScope(unetSource!);
+            var unetScope = quantized != null
+                ? new WeightScope(quantized.PlainWeights, quantized, options.Precision)
+                : new WeightScope(unetSource!, precision: options.Precision);
             unet = Unet2DConditionModel.Load(unetScope, unetConfig.Validate(source + " UNet"));
             quantized?.CheckAllBound();
             progress?.Report("Loading VAE");
-            var vaeScope = new WeightScope(vaeSource);
+            var vaeScope = new WeightScope(vaeSource, precision: options.Precision);
             vae = AutoencoderKL.Load(vaeScope, vaeConfig.Validate(source + " VAE"), options.LoadVaeEncoder);
 
             ReportUnused(warnings, "UNet", unetScope.UnusedKeys());

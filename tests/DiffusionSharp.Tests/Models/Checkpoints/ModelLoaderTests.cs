@@ -1,4 +1,5 @@
 using DiffusionSharp.IO.Safetensors;
+using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Models;
 using DiffusionSharp.Models.Checkpoints;
 using DiffusionSharp.Sampling;
@@ -56,6 +57,41 @@ public class ModelLoaderTests
         using var folderImage = folder.Vae.Decode(sample);                         // [1, 64, 64, 3]
         using var singleImage = single.Vae.Decode(sample);
         Assert.Equal(folderImage.Span.ToArray(), singleImage.Span.ToArray());
+    }
+
+    [Fact]
+    public void Sixteen_bit_weight_storage_is_exact_in_fp16_and_close_in_bf16_for_every_component()
+    {
+        using var fp32 = ModelLoader.Load(TestCheckpoints.Sd15Folder);
+        using var fp16 = ModelLoader.Load(TestCheckpoints.Sd15Folder, new ModelLoadOptions { Precision = WeightPrecision.Float16 });
+        using var bf16 = ModelLoader.Load(TestCheckpoints.Sd15Folder, new ModelLoadOptions { Precision = WeightPrecision.BFloat16 });
+        int[] ids = fp32.Tokenizer.Tokenize("a photo of a cat", 77).InputIds;
+        using var sample = Input(1, 8, 8, 4);                                      // [1, h, w, C]
+
+        // The files hold fp16 weights: fp16 storage loses nothing, so every component's output is the fp32 one, bit for bit.
+        // bf16 rounds the weights (2^-9 relative): outputs differ, but only by that much.
+        var outputs = new List<(string Component, float[] Fp32, float[] Fp16, float[] Bf16)>();
+        using (var t32 = fp32.TextEncoder.Forward(ids, 1))
+        using (var t16 = fp16.TextEncoder.Forward(ids, 1))
+        using (var tb = bf16.TextEncoder.Forward(ids, 1))
+        using (var u32 = fp32.Unet.Forward(sample, [500.5f], t32))                 // [1, h, w, C]
+        using (var u16 = fp16.Unet.Forward(sample, [500.5f], t32))
+        using (var ub = bf16.Unet.Forward(sample, [500.5f], t32))
+        using (var v32 = fp32.Vae.Decode(sample))                                   // [1, 64, 64, 3]
+        using (var v16 = fp16.Vae.Decode(sample))
+        using (var vb = bf16.Vae.Decode(sample))
+        {
+            outputs.Add(("text encoder", t32.ToArray(), t16.ToArray(), tb.ToArray()));
+            outputs.Add(("UNet", u32.ToArray(), u16.ToArray(), ub.ToArray()));
+            outputs.Add(("VAE", v32.ToArray(), v16.ToArray(), vb.ToArray()));
+        }
+        foreach (var (component, exact, half, bfloat) in outputs)
+        {
+            Assert.Equal(exact, half);
+            Assert.NotEqual(exact, bfloat);
+            double scale = exact.Max(v => Math.Abs(v));
+            Support.Tolerance.AssertClose(exact, bfloat, 0.05 * scale, 0.05, $"bf16 {component} vs fp32");
+        }
     }
 
     [Fact]
