@@ -35,6 +35,7 @@ public sealed class CacheCliTests : IDisposable
     [Theory]
     [InlineData("interval:0", "--cache interval:N needs a whole number N >= 1, not '0'.")]
     [InlineData("interval:x", "--cache interval:N needs a whole number N >= 1, not 'x'.")]
+    [InlineData("", "--cache needs a schedule file, 'auto' or 'interval:N'.")]
     public void A_bad_cache_value_is_a_usage_error(string value, string message)
     {
         var r = CliRunner.Run(Generate(_scratch.File("x.png"), "--cache", value));
