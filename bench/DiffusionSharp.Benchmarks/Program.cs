@@ -5,6 +5,8 @@ namespace DiffusionSharp.Benchmarks;
 /// <summary>
 /// `-- quick [threads] [filter]`: the in-process kernel report (peak, then each kernel as a fraction of it).
 /// `-- conv-choice`: implicit GEMM vs Winograd per 3x3 convolution shape, one thread by CPU time.
+/// `-- vae-winograd MODEL [latent sizes]`: the VAE decode with and without Winograd, same process, CPU time.
+/// `-- nchw`: NCHW unfold + GEMM against the NHWC implicit GEMM on SD conv shapes (the layout decision).
 /// Anything else goes to BenchmarkDotNet (e.g. `-- --filter *Gemm*`).
 /// </summary>
 public static class Program
@@ -13,6 +15,8 @@ public static class Program
     {
         if (args.Length > 0 && args[0] == "quick") QuickReport.Run(args);
         else if (args.Length > 0 && args[0] == "conv-choice") QuickReport.RunConvChoice();
+        else if (args.Length > 0 && args[0] == "vae-winograd") VaeWinogradReport.Run(args);
+        else if (args.Length > 0 && args[0] == "nchw") NchwComparison.Run();
         else BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 }

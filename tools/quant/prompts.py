@@ -5,6 +5,8 @@
                                       distribution), every 240/64-th: the calibration prompts of `diffusion quantize`
   tools/quant/report.json             the 480 "heldout_pairs" prompts with seeds and file names: the report prompts
                                       of `diffusion quantize --report`, scorable by tools/eval/score.py
+  tools/quant/report-240.json         every second entry of report.json (240 distinct prompts, one seed each): the
+                                      list docs/QUANTIZATION.md's tables use, half the generation time
 
 Calibration and report prompts are disjoint sets. Input: the JSON that `tools/train/evaluate.py prompts` writes.
 
@@ -29,7 +31,9 @@ def main():
     report = [e for e in entries if e["set"] == "heldout_pairs"]
     with open(HERE / "report.json", "w") as f:
         json.dump(report, f, indent=1)
-    print(f"wrote {len(calibration)} calibration and {len(report)} report prompts")
+    with open(HERE / "report-240.json", "w") as f:
+        json.dump(report[::2], f, indent=1)
+    print(f"wrote {len(calibration)} calibration, {len(report)} and {len(report[::2])} report prompts")
 
 
 if __name__ == "__main__":

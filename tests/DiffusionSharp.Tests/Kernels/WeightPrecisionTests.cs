@@ -211,6 +211,26 @@ public unsafe class WeightPrecisionTests
     [Theory]
     [InlineData(WeightPrecision.Float16)]
     [InlineData(WeightPrecision.BFloat16)]
+    public void Winograd_filters_transformed_from_16_bit_storage_equal_those_from_fp32_storage(WeightPrecision precision)
+    {
+        var g = new Conv2dGeometry(1, 12, 12, 40, 33, 3, 3, 1, 1, 1, 1, 1, 1);
+        var filters = Representable(Uniform(33 * 40 * 9, 7), precision);
+        using var full = new ConvolutionWeights(filters, 33, 40, 3, 3);
+        using var half = new ConvolutionWeights(filters, 33, 40, 3, 3, precision);
+        using var fromFull = new WinogradWeights(full);
+        using var fromHalf = new WinogradWeights(half);
+        using var x = GuardedUniform(12 * 12 * 40, 8);
+        using var bias = GuardedUniform(33, 9);
+        using var expected = new GuardedBuffer(12 * 12 * 33);
+        using var actual = new GuardedBuffer(12 * 12 * 33);
+        Conv2dKernel.ForwardWinograd(x.Pointer, g, fromFull, bias.Pointer, expected.Pointer);
+        Conv2dKernel.ForwardWinograd(x.Pointer, g, fromHalf, bias.Pointer, actual.Pointer);
+        AssertBitwiseEqual(expected.Span, actual.Span, $"Winograd from {precision} vs fp32 filters");
+    }
+
+    [Theory]
+    [InlineData(WeightPrecision.Float16)]
+    [InlineData(WeightPrecision.BFloat16)]
     public void Linear_with_16_bit_weights_is_bitwise_deterministic_across_thread_counts(WeightPrecision precision)
     {
         const int m = 301, n = 97, k = 1100;

@@ -68,6 +68,34 @@ public unsafe class WinogradConv2dKernelTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Every input and output channel count 1..17 and 33 (vector and panel tails), on a 7x6 image (tile tails).</summary>
+    [Fact]
+    public void Winograd_matches_the_direct_reference_over_channel_tails()
+    {
+        foreach (int cin in TailSizes.Where(n => n <= 33).Concat([4, 6, 10, 14]))
+        {
+            int cout = cin % 17 + 1 + (cin == 33 ? 32 : 0);
+            foreach (var (ci, co) in new[] { (cin, cout), (cout, cin) })
+            {
+                var g = Conv2dGeometry.Same(1, 7, 6, ci, co, 3);
+                int outN = (int)g.OutputPixels * co;
+                var (x, bias, residual, weights) = Operands(g, outN);
+                using (x) using (bias) using (residual) using (weights)
+                using (var u = new WinogradWeights(weights))
+                {
+                    var direct = new float[outN];
+                    fixed (float* pd = direct) Conv2dKernel.ForwardReference(x.Pointer, g, weights, bias.Pointer, pd, residual.Pointer);
+                    foreach (var isa in SupportedIsas)
+                    {
+                        using var y = new GuardedBuffer(outN, float.NaN);
+                        Conv2dKernel.ForwardWinograd(x.Pointer, g, u, bias.Pointer, y.Pointer, residual.Pointer, isa);
+                        Tolerance.AssertClose(direct, y.ToArray(), 4e-6 * Math.Max(16, 9 * ci), 1e-5, $"Winograd {ci}->{co}, {isa}");
+                    }
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Winograd_residual_may_alias_the_output()
     {

@@ -15,8 +15,8 @@ namespace DiffusionSharp.Kernels.Conv;
 /// Measured (Zen 5, .NET 10, machine shared; one core by CPU time): 64x64 320->320 211-213 GFLOP/s (94 % of FMA
 /// peak), 32x32 640->640 202-207 (89-92 %), 16x16 1280->1280 196-199 (87-88 %), stride 2 at 64x64x320 201-222
 /// (89-98 %); on two cores 370-422 GFLOP/s (83-94 % of 448). conv_in 4->320 (K = 36) 38-62 %.
-/// Not done yet: Winograd F(4x4, 3x3) (4x fewer multiplies, but changes the numbers and needs 4x the filter
-/// memory; the next step, behind a flag with an accuracy test).
+/// 3x3 stride-1 layers at 64x64 output pixels and more run as Winograd F(4x4, 3x3) instead (Conv2dKernel.Winograd.cs,
+/// chosen by <see cref="PrefersWinograd"/>).
 /// </summary>
 public static unsafe partial class Conv2dKernel
 {

@@ -23,8 +23,12 @@ namespace DiffusionSharp.Kernels.Gemm;
 /// per-thread scratch (32 x at most 512 floats, the slice the fp32 path streams), once per panel; with more rows every
 /// block of rows would widen the same panels again, so the whole matrix is widened once per call, in parallel, into
 /// a scratch buffer of the calling thread (fp32 size of the largest such layer: 52 MB for SD 1.5's 1280x10240
-/// GEGLU projection). Measured (Zen 5, one core, CPU time, same process, machine shared): per-tile widening of every
-/// row block cost fp16 8-11 % and bf16 0-7 % at the SD 1.5 shapes below; see docs/KERNELS.md for the whole-matrix figures.
+/// GEGLU projection). Measured (Zen 5, one core, thread CPU time, fp32 and 16-bit runs alternating in one process,
+/// load average 11-15): with every row block widening its panels, fp16 cost 8-11 % and bf16 0-7 % over fp32 at the
+/// SD 1.5 shapes; widening the whole matrix once brought that to 0-4 % (4096x320x320, 4096x1280x320, 1024x2560x640,
+/// both 3x3 convolutions). 77x320x768 (per-tile, 7 row groups) costs 11 % (fp16) and 4 % (bf16); GEMV 1x1280x1280 is
+/// 2.8x (fp16) and 1.9x (bf16) slower: there each widened weight is used once. Not built: micro-kernels that widen
+/// in registers — they would widen each weight once per 12-row group, eight times as often as the per-tile widening.
 /// </para>
 /// <para>
 /// Determinism: every output is one FMA chain over k in order (see <see cref="IMicroKernel"/>), then alpha, bias,

@@ -108,24 +108,21 @@ public sealed unsafe class Nf4Matrix : QuantizedMatrix
         public int N, K, Groups, GroupSize, RowBytes;
     }
 
-    /// <summary>Panel p of the fp32 weights: K rows of 32 lanes (outputs 32p..32p+31, zeros past N).</summary>
+    /// <summary>Panel p of the fp32 weights: K rows of 32 lanes (outputs 32p..32p+31, zeros past N), written in order.</summary>
     private static void DequantizePanel(void* context, int panel)
     {
         ref DequantizeArgs a = ref Unsafe.AsRef<DequantizeArgs>(context);
         float* dst = a.Destination + (long)panel * PackedMatrix.PanelWidth * a.K;
+        int o0 = panel * PackedMatrix.PanelWidth, lanes = Math.Min(PackedMatrix.PanelWidth, a.N - o0);
         ReadOnlySpan<float> levels = Levels;
-        for (int lane = 0; lane < PackedMatrix.PanelWidth; lane++)
+        for (int i = 0; i < a.K; i++, dst += PackedMatrix.PanelWidth)
         {
-            int o = panel * PackedMatrix.PanelWidth + lane;
-            if (o >= a.N)
-            {
-                for (int i = 0; i < a.K; i++) dst[(long)i * PackedMatrix.PanelWidth + lane] = 0f;
-                continue;
-            }
-            byte* codes = a.Codes + (long)o * a.RowBytes;
-            float* absmax = a.Absmax + (long)o * a.Groups;
-            for (int i = 0; i < a.K; i++)
-                dst[(long)i * PackedMatrix.PanelWidth + lane] = levels[(codes[i / 2] >> (4 * (i % 2))) & 0x0F] * absmax[i / a.GroupSize];
+            int shift = 4 * (i % 2), group = i / a.GroupSize;
+            byte* codes = a.Codes + (long)o0 * a.RowBytes + i / 2;
+            float* absmax = a.Absmax + (long)o0 * a.Groups + group;
+            for (int lane = 0; lane < lanes; lane++)
+                dst[lane] = levels[(codes[(long)lane * a.RowBytes] >> shift) & 0x0F] * absmax[(long)lane * a.Groups];
+            for (int lane = lanes; lane < PackedMatrix.PanelWidth; lane++) dst[lane] = 0f;
         }
     }
 
