@@ -97,6 +97,8 @@ public static class GenerateCommand
                     Eta = parse.GetValue(eta),
                 };
                 ResolvedSettings.CheckModelIndependent(request);
+                var cacheSpec = parse.GetValue(cache) is { } cacheValue ? CacheSpec.Parse(cacheValue) : null;
+                var schedule = cacheSpec?.Path is { } schedulePath ? CacheScheduleFile.Read(schedulePath) : null; // a bad file fails before the weights load
                 string modelPath = parse.GetValue(model) ?? DefaultModel.Path;
                 var loadOptions = new ModelLoadOptions
                 {
@@ -112,8 +114,8 @@ public static class GenerateCommand
                 foreach (string w in loaded.Warnings) error.WriteLine($"warning: {w}");
 
                 var pipeline = new TextToImagePipeline(loaded);
-                if (parse.GetValue(cache) is { } cacheValue)
-                    request = request with { Cache = ResolveCache(CacheSpec.Parse(cacheValue), pipeline, request, parse.GetValue(cacheThreshold) ?? DefaultCacheThreshold, error, cts.Token) };
+                if (cacheSpec is not null)
+                    request = request with { Cache = ResolveCache(cacheSpec, schedule, pipeline, request, parse.GetValue(cacheThreshold) ?? DefaultCacheThreshold, error, cts.Token) };
                 var progress = new ConsoleProgress(error, interactive: !Console.IsErrorRedirected);
                 GenerationResult result;
                 try { result = pipeline.Generate(request, progress, cts.Token); }
@@ -156,9 +158,10 @@ public static class GenerateCommand
 
     /// <summary>
     /// The caching policy of a <c>--cache</c> value: <c>interval:N</c>, a schedule file (read and checked against the run
-    /// now, before any work), or <c>auto</c> (a stored schedule, or a profile made and stored now).
+    /// now, before any work; <paramref name="schedule"/> is the file, read before the model loaded), or <c>auto</c> (a stored
+    /// schedule, or a profile made and stored now).
     /// </summary>
-    private static BlockCaching ResolveCache(CacheSpec spec, TextToImagePipeline pipeline, GenerationRequest request, double threshold,
+    private static BlockCaching ResolveCache(CacheSpec spec, CacheSchedule? schedule, TextToImagePipeline pipeline, GenerationRequest request, double threshold,
         TextWriter error, CancellationToken cancellationToken)
     {
         BlockCaching policy;
@@ -168,14 +171,14 @@ public static class GenerateCommand
         }
         else if (spec.Auto)
         {
-            var (schedule, path, profiled) = CacheProfiler.GetOrProfile(pipeline, request, threshold, progress: new ProfileProgress(error),
+            var (profiledSchedule, path, profiled) = CacheProfiler.GetOrProfile(pipeline, request, threshold, progress: new ProfileProgress(error),
                 cancellationToken: cancellationToken);
             error.WriteLine(profiled ? $"cache: profiled {BuiltInPrompts.All.Count} prompts, schedule stored in {path}" : $"cache: using the stored schedule {path}");
-            policy = new ScheduledCaching(schedule, source: path);
+            policy = new ScheduledCaching(profiledSchedule, source: path);
         }
         else
         {
-            policy = new ScheduledCaching(CacheScheduleFile.Read(spec.Path!), source: spec.Path!);
+            policy = new ScheduledCaching(schedule!, source: spec.Path!);
         }
         var plan = (CachePlan)policy.Prepare(pipeline.CacheTargetFor(request));
         var expected = plan.Expected;

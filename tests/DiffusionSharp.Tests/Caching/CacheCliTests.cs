@@ -35,6 +35,7 @@ public sealed class CacheCliTests : IDisposable
     [Theory]
     [InlineData("interval:0", "--cache interval:N needs a whole number N >= 1, not '0'.")]
     [InlineData("interval:x", "--cache interval:N needs a whole number N >= 1, not 'x'.")]
+    [InlineData("", "--cache needs a schedule file, 'auto' or 'interval:N'.")]
     public void A_bad_cache_value_is_a_usage_error(string value, string message)
     {
         var r = CliRunner.Run(Generate(_scratch.File("x.png"), "--cache", value));
@@ -59,6 +60,13 @@ public sealed class CacheCliTests : IDisposable
         var r = CliRunner.Run(Generate(_scratch.File("x.png"), "--cache", _scratch.File("none.json")));
         Assert.Equal(ExitCodes.BadInput, r.ExitCode);
         Assert.Contains("none.json", r.SingleErrorLine());
+        Assert.DoesNotContain("loading", r.Error); // the schedule file is read before the weights
+
+        File.WriteAllText(_scratch.File("bad.json"), "{\"format\": \"diffusionsharp.cache-schedule\", \"version\": 7}");
+        r = CliRunner.Run(Generate(_scratch.File("x.png"), "--cache", _scratch.File("bad.json")));
+        Assert.Equal(ExitCodes.BadInput, r.ExitCode);
+        Assert.Contains("bad.json", r.SingleErrorLine());
+        Assert.DoesNotContain("loading", r.Error);
 
         string schedule = _scratch.File("s.json");
         CacheScheduleFile.Write(schedule, CacheScheduleFileTests.Sample());
