@@ -29,6 +29,10 @@ public sealed unsafe class ThreadScheduler : IDisposable
     private static ThreadScheduler? s_default;
     private static readonly object s_defaultLock = new();
 
+    /// <summary>Every scheduler that has been <see cref="Default"/>, by thread count: kept for the process's lifetime,
+    /// because another thread may still be inside a call on the one a <see cref="SetDefaultThreadCount"/> replaces.</summary>
+    private static readonly Dictionary<int, ThreadScheduler> s_defaults = [];
+
     [ThreadStatic] private static bool t_insideBody;
     [ThreadStatic] private static ThreadScheduler? t_current;
 
@@ -74,25 +78,30 @@ public sealed unsafe class ThreadScheduler : IDisposable
         get
         {
             if (s_default is { } s) return s;
-            lock (s_defaultLock) return s_default ??= new ThreadScheduler(Environment.ProcessorCount);
+            lock (s_defaultLock) return s_default ??= DefaultFor(Environment.ProcessorCount);
         }
     }
 
     /// <summary>The scheduler kernels use on this thread: the one set by <see cref="Use"/>, else <see cref="Default"/>.</summary>
     public static ThreadScheduler Current => t_current ?? Default;
 
-    /// <summary>Replaces the default scheduler by one with <paramref name="threadCount"/> threads (0 = all processors).</summary>
+    /// <summary>
+    /// Makes the default scheduler one with <paramref name="threadCount"/> threads (0 = all processors). The one it
+    /// replaces is not disposed (a call on it may still be running on another thread) but kept, idle, for reuse: the
+    /// process holds at most one default scheduler per thread count it has asked for.
+    /// </summary>
     public static void SetDefaultThreadCount(int threadCount)
     {
         if (threadCount < 0) throw new ArgumentOutOfRangeException(nameof(threadCount), threadCount, "Thread count cannot be negative.");
         if (threadCount == 0) threadCount = Environment.ProcessorCount;
-        lock (s_defaultLock)
-        {
-            if (s_default?.ThreadCount == threadCount) return;
-            var old = s_default;
-            s_default = new ThreadScheduler(threadCount);
-            old?.Dispose();
-        }
+        lock (s_defaultLock) s_default = DefaultFor(threadCount);
+    }
+
+    private static ThreadScheduler DefaultFor(int threadCount)
+    {
+        if (!s_defaults.TryGetValue(threadCount, out var scheduler))
+            s_defaults.Add(threadCount, scheduler = new ThreadScheduler(threadCount));
+        return scheduler;
     }
 
     /// <summary>
