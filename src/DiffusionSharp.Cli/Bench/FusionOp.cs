@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using DiffusionSharp.Kernels.Attention;
 using DiffusionSharp.Kernels.Conv;
 using DiffusionSharp.Kernels.Elementwise;
@@ -12,10 +11,8 @@ namespace DiffusionSharp.Cli.Bench;
 /// runs the UNet), operands allocated once and filled with values in [-1, 1): what <c>diffusion bench fusions</c> times
 /// beside the whole UNet step. Both run on the same operands, so the ratio is what the fusion buys on that op alone.
 /// </summary>
-public sealed unsafe class FusionOp : IDisposable
+public sealed unsafe class FusionOp : BenchOperands
 {
-    private readonly List<nint> _buffers = [];
-    private readonly List<IDisposable> _owned = [];
     private Action _fused = () => { };
     private Action _unfused = () => { };
 
@@ -132,32 +129,5 @@ public sealed unsafe class FusionOp : IDisposable
             ? () => AttentionKernel.ForwardScoreMatrix(ops, b, heads, tokens, tokens, headDim, scale, AttentionActivation.Softmax)
             : () => AttentionKernel.ForwardPartialSoftmax(ops, b, heads, tokens, tokens, headDim, scale, AttentionActivation.Softmax);
         return op;
-    }
-
-    private float* Alloc(long floats, uint seed)
-    {
-        var p = (float*)NativeMemory.AlignedAlloc((nuint)floats * sizeof(float), 64);
-        _buffers.Add((nint)p);
-        uint state = seed * 2654435761u + 1;
-        for (long i = 0; i < floats; i++)
-        {
-            state ^= state << 13; state ^= state >> 17; state ^= state << 5;            // xorshift32
-            p[i] = (state >> 8) * (2f / (1 << 24)) - 1f;
-        }
-        return p;
-    }
-
-    private T Own<T>(T disposable) where T : IDisposable
-    {
-        _owned.Add(disposable);
-        return disposable;
-    }
-
-    public void Dispose()
-    {
-        foreach (var d in _owned) d.Dispose();
-        foreach (var p in _buffers) NativeMemory.AlignedFree((void*)p);
-        _owned.Clear();
-        _buffers.Clear();
     }
 }

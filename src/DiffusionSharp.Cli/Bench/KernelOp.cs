@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using DiffusionSharp.Kernels.Attention;
 using DiffusionSharp.Kernels.Conv;
 using DiffusionSharp.Kernels.Gemm;
@@ -13,10 +12,8 @@ namespace DiffusionSharp.Cli.Bench;
 /// ops count <see cref="Bytes"/> moved instead (and have no flops).
 /// </summary>
 /// <remarks>bench/DiffusionSharp.Benchmarks (KernelCases) holds the longer list, with reference twins, for BenchmarkDotNet.</remarks>
-public sealed unsafe class KernelOp : IDisposable
+public sealed unsafe class KernelOp : BenchOperands
 {
-    private readonly List<nint> _buffers = [];
-    private readonly List<IDisposable> _owned = [];
     private readonly Action<KernelOp> _body;
     private float* _a, _b, _c, _d;
     private PackedMatrix? _weight;
@@ -207,32 +204,5 @@ public sealed unsafe class KernelOp : IDisposable
         return op;
     }
 
-    private float* Alloc(long floats, uint seed)
-    {
-        var p = (float*)NativeMemory.AlignedAlloc((nuint)floats * sizeof(float), 64);
-        _buffers.Add((nint)p);
-        uint state = seed * 2654435761u + 1;
-        for (long i = 0; i < floats; i++)
-        {
-            state ^= state << 13; state ^= state >> 17; state ^= state << 5;            // xorshift32
-            p[i] = (state >> 8) * (2f / (1 << 24)) - 1f;
-        }
-        return p;
-    }
-
     private static ReadOnlySpan<float> Values(float* p, long count) => new(p, checked((int)count));
-
-    private T Own<T>(T disposable) where T : IDisposable
-    {
-        _owned.Add(disposable);
-        return disposable;
-    }
-
-    public void Dispose()
-    {
-        foreach (var d in _owned) d.Dispose();
-        foreach (var p in _buffers) NativeMemory.AlignedFree((void*)p);
-        _owned.Clear();
-        _buffers.Clear();
-    }
 }
