@@ -44,7 +44,15 @@ public sealed unsafe partial class WinogradWeights
         public void* Source; public WeightPrecision Precision; public float* Destination; public int InChannels; public long MatrixLength;
     }
 
-    /// <summary>One 32-output panel: source <c>[9][Cin][32]</c> (tap-major, as packed), destination row ci of the panel in every U_ξ.</summary>
+    /// <summary>Input channels transformed into a local block before it is copied out, one contiguous run per U_ξ.</summary>
+    private const int ChannelBlock = 8;
+
+    /// <summary>
+    /// One 32-output panel: source <c>[9][Cin][32]</c> (tap-major, as packed), destination rows ci of the panel in every
+    /// U_ξ. The U_ξ lie MatrixLength apart, often a multiple of 4 KiB, so storing each (ci, ξ) straight there would hit
+    /// the same cache set 36 times in a row; a block of <see cref="ChannelBlock"/> channels is built in a local
+    /// [36][8][32] buffer and copied out as 36 runs of 1 KiB.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformPanel(void* context, int panel)
     {
@@ -53,33 +61,40 @@ public sealed unsafe partial class WinogradWeights
         int cin = a.InChannels, n = Vector<float>.Count;
         long tapStride = (long)cin * width, panelSource = panel * 9 * tapStride;
         float* widened = stackalloc float[9 * width];
+        float* block = stackalloc float[Winograd43.Points * ChannelBlock * width]; // [36][8][32]
         Vector<float>* g = stackalloc Vector<float>[9];
         Vector<float>* gg = stackalloc Vector<float>[18];
         Vector<float>* u = stackalloc Vector<float>[Winograd43.Points];
-        for (int ci = 0; ci < cin; ci++)
+        for (int c0 = 0; c0 < cin; c0 += ChannelBlock)
         {
-            float* taps;
-            long stride;
-            if (a.Precision == WeightPrecision.Float32)
+            int channels = Math.Min(ChannelBlock, cin - c0);
+            for (int c = 0; c < channels; c++)
             {
-                taps = (float*)a.Source + panelSource + (long)ci * width;
-                stride = tapStride;
+                float* taps;
+                long stride;
+                if (a.Precision == WeightPrecision.Float32)
+                {
+                    taps = (float*)a.Source + panelSource + (long)(c0 + c) * width;
+                    stride = tapStride;
+                }
+                else
+                {
+                    ushort* source = (ushort*)a.Source + panelSource + (long)(c0 + c) * width;
+                    for (int tap = 0; tap < 9; tap++) WeightConversion.Widen(source + tap * tapStride, width, a.Precision, widened + tap * width);
+                    taps = widened;
+                    stride = width;
+                }
+                for (int lane = 0; lane < width; lane += n)
+                {
+                    for (int tap = 0; tap < 9; tap++) g[tap] = Unsafe.ReadUnaligned<Vector<float>>(taps + tap * stride + lane);
+                    for (int kx = 0; kx < 3; kx++) FilterTransform(g[kx], g[3 + kx], g[6 + kx], gg + kx, 3);           // G g: [6, 3]
+                    for (int i = 0; i < 6; i++) FilterTransform(gg[i * 3], gg[i * 3 + 1], gg[i * 3 + 2], u + i * 6, 1); // (G g) Gᵀ: [6, 6]
+                    for (int xi = 0; xi < Winograd43.Points; xi++) Unsafe.WriteUnaligned(block + (xi * ChannelBlock + c) * width + lane, u[xi]);
+                }
             }
-            else
-            {
-                ushort* source = (ushort*)a.Source + panelSource + (long)ci * width;
-                for (int tap = 0; tap < 9; tap++) WeightConversion.Widen(source + tap * tapStride, width, a.Precision, widened + tap * width);
-                taps = widened;
-                stride = width;
-            }
-            float* dst = a.Destination + ((long)panel * cin + ci) * width;
-            for (int lane = 0; lane < width; lane += n)
-            {
-                for (int tap = 0; tap < 9; tap++) g[tap] = Unsafe.ReadUnaligned<Vector<float>>(taps + tap * stride + lane);
-                for (int kx = 0; kx < 3; kx++) FilterTransform(g[kx], g[3 + kx], g[6 + kx], gg + kx, 3);           // G g: [6, 3]
-                for (int i = 0; i < 6; i++) FilterTransform(gg[i * 3], gg[i * 3 + 1], gg[i * 3 + 2], u + i * 6, 1); // (G g) Gᵀ: [6, 6]
-                for (int xi = 0; xi < Winograd43.Points; xi++) Unsafe.WriteUnaligned(dst + xi * a.MatrixLength + lane, u[xi]);
-            }
+            float* dst = a.Destination + ((long)panel * cin + c0) * width;
+            for (int xi = 0; xi < Winograd43.Points; xi++)
+                new ReadOnlySpan<float>(block + xi * ChannelBlock * width, channels * width).CopyTo(new Span<float>(dst + xi * a.MatrixLength, channels * width));
         }
     }
 
