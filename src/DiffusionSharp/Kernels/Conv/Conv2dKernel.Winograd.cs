@@ -13,9 +13,9 @@ namespace DiffusionSharp.Kernels.Conv;
 /// <list type="number">
 /// <item>transforms each tile's 6x6 input window, Bᵀ d B, into V_ξ [tiles, Cin block] for the 36 points ξ (per-thread
 /// scratch at the micro-kernel's A stride: the packed A of 36 GEMMs, no im2col, no full transformed tensor);</item>
-/// <item>runs M_ξ [tiles, Cout] (+)= V_ξ · U_ξ for each ξ through the GEMM micro-kernel, U_ξ the pre-transformed
-/// filters (<see cref="WinogradWeights"/>, transformed per call or in advance) — 36 multiply-adds per tile and channel pair instead of the direct
-/// convolution's 144;</item>
+/// <item>runs M_ξ [tiles, Cout] (+)= V_ξ · U_ξ for each ξ through the GEMM micro-kernel, U_ξ the transformed filters
+/// (<see cref="WinogradWeights"/>, made per call or in advance) — 36 multiply-adds per tile and channel pair instead of
+/// the direct convolution's 144;</item>
 /// </list>
 /// then Aᵀ M A per tile and output channel, with bias and residual folded into the write of y (residual may alias y).
 /// Per task the scratch is 36 x 96 x 528 floats of V (7.3 MB) and 36 x 96 x (panels x 32) of M; each V_ξ slice
