@@ -70,5 +70,6 @@ internal enum ScratchSlot
     QuantDequantized,
     WinogradInput,
     WinogradProducts,
+    WinogradFilters,
     Count,
 }

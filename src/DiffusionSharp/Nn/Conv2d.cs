@@ -12,8 +12,8 @@ namespace DiffusionSharp.Nn;
 /// scope's <see cref="WeightScope.Precision"/>), or, when the
 /// scope carries quantized layers that include this one, bound in their quantized form (<see cref="QuantizedMatrix"/>
 /// of [Cout, k*k*Cin], run over the im2col rows) and no fp32 filter is read. A 3x3 stride-1 layer called at a size
-/// where Winograd pays (<see cref="Conv2dKernel.PrefersWinograd"/>) transforms its filters once, at that first call
-/// (<see cref="Winograd"/>), and runs Winograd F(4x4, 3x3) from then on at such sizes.
+/// where Winograd pays (<see cref="Conv2dKernel.PrefersWinograd"/>) runs Winograd F(4x4, 3x3), transforming its filters
+/// at each such call into a scratch buffer shared by all layers (the layer keeps only its 3x3 filters).
 /// </summary>
 public sealed unsafe class Conv2d : Module, IConvolution
 {
@@ -32,9 +32,6 @@ public sealed unsafe class Conv2d : Module, IConvolution
 
     /// <summary>The quantized filters; null when the layer runs in fp32.</summary>
     public QuantizedMatrix? Quantized { get; }
-
-    /// <summary>The Winograd-transformed filters; null until the layer is first called at a Winograd size.</summary>
-    public WinogradWeights? Winograd { get; private set; }
 
     /// <summary>The bias [Cout] (empty without one).</summary>
     public ReadOnlySpan<float> Bias => _bias;
@@ -129,7 +126,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
         if (Quantized != null)
             Quantized.Forward(ActivationRows.Patches(x, g), checked((int)g.OutputPixels), bias, y, OutChannels, residual, OutChannels); // [B, Ho, Wo, Cout]
         else if (Conv2dKernel.PrefersWinograd(g))
-            Conv2dKernel.ForwardWinograd(x, g, Winograd ??= new WinogradWeights(Weights!), bias, y, residual, imageBias); // [B, Ho, Wo, Cout]
+            Conv2dKernel.ForwardWinograd(x, g, Weights!, bias, y, residual, imageBias); // [B, Ho, Wo, Cout]
         else
             Conv2dKernel.Forward(x, g, Weights!, bias, y, residual, imageBias); // [B, Ho, Wo, Cout]
     }
@@ -145,7 +142,6 @@ public sealed unsafe class Conv2d : Module, IConvolution
     protected override void DisposeOwned()
     {
         Weights?.Dispose();
-        Winograd?.Dispose();
         Quantized?.Dispose();
     }
 

@@ -10,7 +10,8 @@ namespace DiffusionSharp.Tests.Kernels;
 
 /// <summary>
 /// Winograd F(4x4, 3x3) on every supported path against its double-precision twin (same transformed filters) and
-/// against the direct convolution reference (the spec); determinism, NaN/infinity guarantees, rejection of bad input.
+/// against the direct convolution reference (the spec); the vectorized filter transform against its double twin; the
+/// per-call path against pre-transformed filters; determinism, NaN/infinity guarantees, rejection of bad input.
 /// </summary>
 public unsafe class WinogradConv2dKernelTests(ITestOutputHelper output)
 {
@@ -92,6 +93,82 @@ public unsafe class WinogradConv2dKernelTests(ITestOutputHelper output)
                         Tolerance.AssertClose(direct, y.ToArray(), 4e-6 * Math.Max(16, 9 * ci), 1e-5, $"Winograd {ci}->{co}, {isa}");
                     }
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The vectorized filter transform against its double twin over every Cout 1..17 and 33 (vector and panel tails) with
+    /// small Cin, and SD sizes, from fp32 and 16-bit storage: within a few fp32 roundings of the twin, zero in the lanes
+    /// past Cout, nothing written past the end (guard page), the same on 1 and 3 threads.
+    /// </summary>
+    [Fact]
+    public void Filter_transform_matches_its_double_twin_over_channel_tails_and_sd_sizes()
+    {
+        var shapes = TailSizes.Where(n => n <= 33).Select(n => (Cout: n, Cin: n % 5 + 1)).Concat([(320, 320), (512, 512), (4, 640)]);
+        double worst = 0;
+        foreach (var precision in new[] { WeightPrecision.Float32, WeightPrecision.Float16, WeightPrecision.BFloat16 })
+        foreach (var (cout, cin) in shapes)
+        {
+            if (precision != WeightPrecision.Float32 && cout * cin > 4096) continue;
+            using var weights = new ConvolutionWeights(Uniform(cout * cin * 9, 60 + cout), cout, cin, 3, 3, precision);
+            using var twin = WinogradWeights.Reference(weights);
+            int floats = checked((int)(WinogradWeights.ByteSizeOf(cout, cin) / sizeof(float)));
+            float[]? first = null;
+            foreach (int threads in new[] { 1, 3 })
+            {
+                using var scheduler = new ThreadScheduler(threads);
+                using var scope = scheduler.Use();
+                using var fast = new GuardedBuffer(floats, float.NaN);
+                WinogradWeights.Transform(weights, fast.Pointer);
+                var actual = fast.ToArray();
+                if (first != null)
+                {
+                    AssertBitwiseEqual(first, actual, $"filter transform {cout}x{cin} {precision} on 3 threads vs 1");
+                    continue;
+                }
+                first = actual;
+                var expected = new ReadOnlySpan<float>(twin.Data, floats);
+                Tolerance.AssertClose(expected, actual, 2e-6, 1e-6, $"filter transform {cout}x{cin} {precision} vs double twin");
+                for (int i = 0; i < floats; i++) worst = Math.Max(worst, Math.Abs((double)actual[i] - expected[i]));
+                for (int xi = 0; xi < 36; xi++)
+                for (int o = cout; o < twin.PanelCount * 32; o++)
+                for (int ci = 0; ci < cin; ci++)
+                    Assert.Equal(0f, actual[xi * twin.MatrixLength + ((long)(o / 32) * cin + ci) * 32 + o % 32]);
+            }
+        }
+        output.WriteLine($"filter transform: max |fast - double twin| {worst:G3} (weights in [-1, 1))");
+    }
+
+    /// <summary>
+    /// The per-call path (filters transformed into the shared scratch at each call) gives bitwise the result of the same
+    /// kernel over filters transformed in advance, for layers run big, small, big again and 16-bit in a row (the scratch
+    /// is reused at different sizes), and matches the direct reference.
+    /// </summary>
+    [Fact]
+    public void Winograd_over_layer_filters_transforms_per_call_into_a_reused_scratch()
+    {
+        var layers = new (int Cin, int Cout, WeightPrecision Precision)[] { (40, 70, WeightPrecision.Float32), (3, 5, WeightPrecision.Float32), (33, 64, WeightPrecision.Float32), (17, 9, WeightPrecision.Float16) };
+        for (int l = 0; l < layers.Length; l++)
+        {
+            var (cin, cout, precision) = layers[l];
+            var g = Conv2dGeometry.Same(1, 9, 11, cin, cout, 3);
+            int outN = (int)g.OutputPixels * cout;
+            using var x = GuardedUniform(g.InHeight * g.InWidth * cin, 70 + l);
+            using var bias = GuardedUniform(cout, 80 + l);
+            using var residual = GuardedUniform(outN, 90 + l);
+            using var weights = new ConvolutionWeights(Uniform(cout * cin * 9, 100 + l), cout, cin, 3, 3, precision);
+            using var u = new WinogradWeights(weights);
+            var direct = new float[outN];
+            fixed (float* pd = direct) Conv2dKernel.ForwardReference(x.Pointer, g, weights, bias.Pointer, pd, residual.Pointer);
+            foreach (var isa in SupportedIsas)
+            {
+                using var expected = new GuardedBuffer(outN, float.NaN);
+                using var y = new GuardedBuffer(outN, float.NaN);
+                Conv2dKernel.ForwardWinograd(x.Pointer, g, u, bias.Pointer, expected.Pointer, residual.Pointer, isa);
+                Conv2dKernel.ForwardWinograd(x.Pointer, g, weights, bias.Pointer, y.Pointer, residual.Pointer, null, isa);
+                AssertBitwiseEqual(expected.ToArray(), y.ToArray(), $"per-call Winograd {cin}->{cout} {precision}, {isa}");
+                Tolerance.AssertClose(direct, y.ToArray(), 4e-6 * Math.Max(16, 9 * cin), 1e-5, $"per-call Winograd {cin}->{cout} {precision} vs direct, {isa}");
             }
         }
     }
@@ -254,6 +331,13 @@ public unsafe class WinogradConv2dKernelTests(ITestOutputHelper output)
         }
         using var oneByOne = new ConvolutionWeights(new float[12], 4, 3, 1, 1);
         Assert.Throws<ArgumentException>(() => new WinogradWeights(oneByOne));
+        fixed (float* p = buffer)
+        {
+            float* q = p;
+            Assert.Throws<ArgumentException>(() => Conv2dKernel.ForwardWinograd(q, Conv2dGeometry.Same(1, 4, 4, 3, 4, 1), oneByOne, null, q));
+            var channels = Assert.Throws<ArgumentException>(() => Conv2dKernel.ForwardWinograd(q, Conv2dGeometry.Same(1, 4, 4, 5, 4, 3), weights, null, q));
+            Assert.Contains("do not match", channels.Message);
+        }
     }
 
     [Fact]
@@ -261,7 +345,8 @@ public unsafe class WinogradConv2dKernelTests(ITestOutputHelper output)
     {
         var wv = Uniform(33 * 5 * 9, 40);
         using var weights = new ConvolutionWeights(wv, 33, 5, 3, 3);
-        using var u = new WinogradWeights(weights);
+        using var u = WinogradWeights.Reference(weights);
+        using var fast = new WinogradWeights(weights);
         // G for points 0, ±1, ±2, inf, written out independently of the library's table.
         double[,] gm = { { 0.25, 0, 0 }, { -1 / 6.0, -1 / 6.0, -1 / 6.0 }, { -1 / 6.0, 1 / 6.0, -1 / 6.0 }, { 1 / 24.0, 1 / 12.0, 1 / 6.0 }, { 1 / 24.0, -1 / 12.0, 1 / 6.0 }, { 0, 0, 1 } };
         foreach (var (o, ci) in new[] { (0, 0), (32, 4), (17, 2) })
@@ -279,6 +364,8 @@ public unsafe class WinogradConv2dKernelTests(ITestOutputHelper output)
                 actual[i * 6 + j] = u[i * 6 + j, o, ci];
             }
             Tolerance.AssertClose(expected, actual, 1e-7, 1e-6, $"U[·, {o}, {ci}]");
+            for (int xi = 0; xi < 36; xi++) actual[xi] = fast[xi, o, ci];
+            Tolerance.AssertClose(expected, actual, 2e-6, 1e-6, $"fast U[·, {o}, {ci}]");
         }
         Assert.Equal(36L * 2 * 32 * 5 * sizeof(float), u.ByteSize);
     }

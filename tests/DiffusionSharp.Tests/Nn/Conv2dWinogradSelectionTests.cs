@@ -9,7 +9,7 @@ using static DiffusionSharp.Tests.Kernels.KernelTestData;
 namespace DiffusionSharp.Tests.Nn;
 
 /// <summary>
-/// Conv2d's choice between implicit GEMM and Winograd: the rule, the lazily transformed filters, and the switches
+/// Conv2d's choice between implicit GEMM and Winograd: the rule, the per-call transformed filters, and the switches
 /// (<see cref="KernelSettings.AllowWinograd"/>, the reference kernels). The switches are process-wide, so these run in
 /// the collection that runs alone.
 /// </summary>
@@ -45,24 +45,50 @@ public unsafe class Conv2dWinogradSelectionTests
         return expected;
     }
 
+    /// <summary>The layer's output when it runs the kernel named: Winograd over its 3x3 filters, or the implicit GEMM.</summary>
+    private static float[] Kernel(Conv2d conv, Tensor x, Tensor residual, bool winograd)
+    {
+        var g = conv.Geometry(x.Shape[0], x.Shape[1], x.Shape[2]);
+        var y = new float[residual.ToArray().Length];
+        fixed (float* py = y, pb = conv.Bias)
+        {
+            if (winograd) Conv2dKernel.ForwardWinograd(x.Data, g, conv.Weights!, pb, py, residual.Data);
+            else Conv2dKernel.Forward(x.Data, g, conv.Weights!, pb, py, residual.Data);
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// Which kernel ran is seen in the bits: Winograd and the implicit GEMM round differently, so the layer's output
+    /// equals one of them bitwise and not the other. The layer keeps no transformed filters: a second layer's
+    /// Winograd call between two of the first (scratch reused at another size) changes nothing.
+    /// </summary>
     [Fact]
-    public void Conv2d_transforms_its_filters_at_the_first_winograd_sized_call_and_matches_the_direct_convolution()
+    public void Conv2d_runs_winograd_from_64x64_outputs_over_its_own_filters_and_matches_the_direct_convolution()
     {
         using var conv = Layer(12, 10);
         using var small = Tensor.FromArray(Uniform(32 * 32 * 12, 53), 1, 32, 32, 12);
-        using var smallOut = conv.Forward(small);
-        Assert.Null(conv.Winograd);
+        using var smallResidual = Tensor.FromArray(Uniform(32 * 32 * 10, 58), 1, 32, 32, 10);
+        using var smallOut = conv.Forward(small, smallResidual);
+        AssertBitwiseEqual(Kernel(conv, small, smallResidual, winograd: false), smallOut.ToArray(), "Conv2d at 32x32 vs implicit GEMM");
 
         using var x = Tensor.FromArray(Uniform(64 * 64 * 12, 54), 1, 64, 64, 12);
         using var residual = Tensor.FromArray(Uniform(64 * 64 * 10, 55), 1, 64, 64, 10);
         var expected = Direct(conv, x, residual);
+        var winograd = Kernel(conv, x, residual, winograd: true);
+        Assert.NotEqual(Kernel(conv, x, residual, winograd: false), winograd);
         using var y = conv.Forward(x, residual);
-        Assert.NotNull(conv.Winograd);
-        Assert.Equal(36L * 32 * 12 * sizeof(float), conv.Winograd!.ByteSize);
+        AssertBitwiseEqual(winograd, y.ToArray(), "Conv2d at 64x64 vs Winograd kernel");
         Tolerance.AssertClose(expected, y.ToArray(), 2e-4, 1e-5, "Conv2d at 64x64 (Winograd) vs direct");
+
+        using (var other = Layer(40, 33))
+        using (var otherX = Tensor.FromArray(Uniform(64 * 64 * 40, 59), 1, 64, 64, 40))
+        using (other.Forward(otherX))
+        {
+        }
         // In place: the residual is the output.
         conv.Forward(x, residual, residual);
-        Tolerance.AssertClose(expected, residual.ToArray(), 2e-4, 1e-5, "Conv2d at 64x64 in place vs direct");
+        AssertBitwiseEqual(winograd, residual.ToArray(), "Conv2d at 64x64 in place, after another layer, vs Winograd kernel");
     }
 
     [Fact]
@@ -81,7 +107,7 @@ public unsafe class Conv2dWinogradSelectionTests
                 Assert.False(Conv2dKernel.PrefersWinograd(conv.Geometry(1, 64, 64)));
                 var expected = Direct(conv, x, residual);
                 using var y = conv.Forward(x, residual);
-                Assert.Null(conv.Winograd);
+                AssertBitwiseEqual(Kernel(conv, x, residual, winograd: false), y.ToArray(), "Conv2d at 64x64 with Winograd off vs Conv2dKernel.Forward");
                 Tolerance.AssertClose(expected, y.ToArray(), 1e-5, 1e-5, "Conv2d at 64x64 with Winograd off vs direct");
             }
             finally
@@ -89,6 +115,29 @@ public unsafe class Conv2dWinogradSelectionTests
                 KernelSettings.AllowWinograd = allow;
                 KernelSettings.UseReference = reference;
             }
+        }
+    }
+
+    /// <summary>Under the reference kernels a direct Winograd call over layer filters runs the double twins (transform and kernel).</summary>
+    [Fact]
+    public void Winograd_over_layer_filters_under_the_reference_kernels_runs_the_double_twins()
+    {
+        bool reference = KernelSettings.UseReference;
+        try
+        {
+            KernelSettings.UseReference = true;
+            using var conv = Layer(9, 8);
+            using var x = Tensor.FromArray(Uniform(12 * 13 * 9, 61), 1, 12, 13, 9);
+            using var residual = Tensor.FromArray(Uniform(12 * 13 * 8, 62), 1, 12, 13, 8);
+            var g = conv.Geometry(1, 12, 13);
+            var expected = new float[12 * 13 * 8];
+            using (var twin = WinogradWeights.Reference(conv.Weights!))
+                fixed (float* pe = expected, pb = conv.Bias) Conv2dKernel.ForwardWinogradReference(x.Data, g, twin, pb, pe, residual.Data);
+            AssertBitwiseEqual(expected, Kernel(conv, x, residual, winograd: true), "Winograd over layer filters, reference kernels");
+        }
+        finally
+        {
+            KernelSettings.UseReference = reference;
         }
     }
 }

@@ -15,11 +15,12 @@ public static unsafe partial class Conv2dKernel
     /// <para>
     /// Measured (one core, CPU time): Winograd is 1.35-3.5x faster than the implicit GEMM at every 3x3 stride-1 shape
     /// from 8x8 to 128x128 and 32 to 1280 channels except 8x8x640 and 8x8x1280 (0.94-1.1); it loses only at the
-    /// few-channel ends (conv_in 4 -> 320: 0.53x, the VAE's 128 -> 3: 0.93x), hence the channel floor. What
-    /// decides is its filter memory, 4x the 3x3 weights, which buys time in proportion to the pixels each filter
-    /// is applied to: at 64x64 and above (the VAE, the UNet's first level at 512x512) a megabyte of transformed filters
-    /// saves the most. The UNet's 32x32 level would save ~65 % of its conv time (~0.35 s per CFG step) for 956 MiB
-    /// more, its 16x16 and 8x8 levels less for 6.6 GiB (fp32 filter sizes in docs/KERNELS.md).
+    /// few-channel ends (conv_in 4 -> 320: 0.53x, the VAE's 128 -> 3: 0.93x), hence the channel floor. The 64x64 floor
+    /// dates from layers keeping their transformed filters (4x the 3x3 weights); they are now transformed per call into
+    /// one shared scratch, and that transform, which writes 4x the filters each call, costs 3-13 % of the Winograd
+    /// convolution at 64x64 and 21 % at 32x32, 81 % at 16x16 (docs/KERNELS.md). Winograd with it is still 2.1x
+    /// faster at the UNet's 32x32 level, for a scratch of its largest layer (225 MiB); that step is left to the
+    /// memory budget.
     /// </para>
     /// False under the reference kernels (which run the direct convolution) and when <see cref="KernelSettings.AllowWinograd"/> is off.
     /// </summary>

@@ -13,9 +13,9 @@ namespace DiffusionSharp.Kernels.Conv;
 /// <list type="number">
 /// <item>transforms each tile's 6x6 input window, Bᵀ d B, into V_ξ [tiles, Cin block] for the 36 points ξ (per-thread
 /// scratch at the micro-kernel's A stride: the packed A of 36 GEMMs, no im2col, no full transformed tensor);</item>
-/// <item>runs M_ξ [tiles, Cout] (+)= V_ξ · U_ξ for each ξ through the GEMM micro-kernel, U_ξ the pre-transformed
-/// filters (<see cref="WinogradWeights"/>) — 36 multiply-adds per tile and channel pair instead of the direct
-/// convolution's 144;</item>
+/// <item>runs M_ξ [tiles, Cout] (+)= V_ξ · U_ξ for each ξ through the GEMM micro-kernel, U_ξ the transformed filters
+/// (<see cref="WinogradWeights"/>, made per call or in advance) — 36 multiply-adds per tile and channel pair instead of
+/// the direct convolution's 144;</item>
 /// </list>
 /// then Aᵀ M A per tile and output channel, with bias, a per-image bias (the time embedding) and residual folded into the
 /// write of y (residual may alias y).
@@ -32,20 +32,55 @@ public static unsafe partial class Conv2dKernel
     private const int WinogradMaxGroupsPerTask = 8;
 
     /// <summary>
-    /// y = conv2d(x, W) + bias (+ imageBias [B, Cout]) (+ residual) by Winograd F(4x4, 3x3), W given as transformed filters;
-    /// the geometry must be a 3x3 stride-1 convolution (<see cref="SupportsWinograd"/>). Same layout and aliasing rules as
+    /// y = conv2d(x, W) + bias (+ imageBias [B, Cout]) (+ residual) by Winograd F(4x4, 3x3), W the layer's 3x3 filters
+    /// (fp32 or 16-bit): they are transformed at every call (<see cref="WinogradWeights.Transform"/>) into the calling
+    /// thread's <see cref="ScratchSlot.WinogradFilters"/> buffer, which grows to the largest layer this thread has run and
+    /// is reused by every layer after it, so Winograd's filter memory is one layer's, not the model's. Per-thread, so
+    /// concurrent callers on different threads do not share it. The geometry must be a 3x3 stride-1 convolution
+    /// (<see cref="SupportsWinograd"/>). Same layout and aliasing rules as
     /// <see cref="Forward(float*, in Conv2dGeometry, ConvolutionWeights, float*, float*, float*, float*)"/>.
     /// </summary>
-    public static void ForwardWinograd(float* x, in Conv2dGeometry g, WinogradWeights u, float* bias, float* y, float* residual = null, float* imageBias = null)
+    public static void ForwardWinograd(float* x, in Conv2dGeometry g, ConvolutionWeights w, float* bias, float* y, float* residual = null,
+        float* imageBias = null)
+    {
+        WinogradWeights.CheckFilters(w);
+        CheckWinograd(g, w.OutChannels, w.InChannels);
+        if (KernelSettings.UseReference)
+        {
+            using var reference = WinogradWeights.Reference(w);
+            ForwardWinogradReference(x, g, reference, bias, y, residual, imageBias);
+        }
+        else ForwardWinograd(x, g, w, bias, y, residual, imageBias, KernelSettings.BestIsa);
+    }
+
+    internal static void ForwardWinograd(float* x, in Conv2dGeometry g, ConvolutionWeights w, float* bias, float* y, float* residual,
+        float* imageBias, KernelIsa isa)
+    {
+        float* u = Scratch.Floats(ScratchSlot.WinogradFilters, WinogradWeights.ByteSizeOf(w.OutChannels, w.InChannels) / sizeof(float));
+        WinogradWeights.Transform(w, u); // [36][Cout/32][Cin][32]
+        ForwardWinograd(x, g, u, w.Matrix.PanelCount, bias, y, residual, imageBias, isa);
+    }
+
+    /// <summary>
+    /// y = conv2d(x, W) + bias (+ imageBias) (+ residual) by Winograd F(4x4, 3x3), W given as filters transformed in
+    /// advance; otherwise as <see cref="ForwardWinograd(float*, in Conv2dGeometry, ConvolutionWeights, float*, float*, float*, float*)"/>.
+    /// </summary>
+    public static void ForwardWinograd(float* x, in Conv2dGeometry g, WinogradWeights u, float* bias, float* y, float* residual = null,
+        float* imageBias = null)
     {
         ArgumentNullException.ThrowIfNull(u);
+        CheckWinograd(g, u.OutChannels, u.InChannels);
+        if (KernelSettings.UseReference) ForwardWinogradReference(x, g, u, bias, y, residual, imageBias);
+        else ForwardWinograd(x, g, u, bias, y, residual, imageBias, KernelSettings.BestIsa);
+    }
+
+    private static void CheckWinograd(in Conv2dGeometry g, int outChannels, int inChannels)
+    {
         g.Validate();
         if (!SupportsWinograd(g))
             throw new ArgumentException($"Winograd F(4x4, 3x3) needs a 3x3 stride-1 convolution, got {g}.");
-        if (u.InChannels != g.InChannels || u.OutChannels != g.OutChannels)
-            throw new ArgumentException($"Winograd filters [{u.OutChannels}, {u.InChannels}] do not match geometry {g}.");
-        if (KernelSettings.UseReference) ForwardWinogradReference(x, g, u, bias, y, residual, imageBias);
-        else ForwardWinograd(x, g, u, bias, y, residual, imageBias, KernelSettings.BestIsa);
+        if (inChannels != g.InChannels || outChannels != g.OutChannels)
+            throw new ArgumentException($"Winograd filters [{outChannels}, {inChannels}] do not match geometry {g}.");
     }
 
     /// <summary>Whether <paramref name="g"/> is a convolution Winograd F(4x4, 3x3) computes: 3x3, stride 1 (padding free).</summary>
@@ -66,14 +101,19 @@ public static unsafe partial class Conv2dKernel
         => ForwardWinograd(x, g, u, bias, y, residual, null, isa);
 
     internal static void ForwardWinograd(float* x, in Conv2dGeometry g, WinogradWeights u, float* bias, float* y, float* residual, float* imageBias, KernelIsa isa)
+        => ForwardWinograd(x, g, u.Data, u.PanelCount, bias, y, residual, imageBias, isa);
+
+    /// <summary>The kernel over transformed filters <paramref name="u"/>: [36][panelCount][Cin][32].</summary>
+    private static void ForwardWinograd(float* x, in Conv2dGeometry g, float* u, int panelCount, float* bias, float* y, float* residual,
+        float* imageBias, KernelIsa isa)
     {
         var scheduler = ThreadScheduler.Current;
         int threads = scheduler.ThreadCount;
         var p = new WinogradProblem
         {
-            X = x, U = u.Data, Bias = bias, ImageBias = imageBias, Y = y, Residual = residual, G = g,
+            X = x, U = u, Bias = bias, ImageBias = imageBias, Y = y, Residual = residual, G = g,
             TilesH = (g.OutHeight + 3) / 4, TilesW = (g.OutWidth + 3) / 4,
-            PanelCount = u.PanelCount, UStride = u.MatrixLength,
+            PanelCount = panelCount, UStride = (long)panelCount * MicroKernel.Cols * g.InChannels,
             KBlocks = (g.InChannels + MicroKernel.KcMax - 1) / MicroKernel.KcMax,
         };
         p.Tiles = checked(g.Batch * p.TilesH * p.TilesW);

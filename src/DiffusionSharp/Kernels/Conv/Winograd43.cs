@@ -8,8 +8,9 @@ namespace DiffusionSharp.Kernels.Conv;
 /// Y = Aᵀ [ Σ over ci of (G g Gᵀ) ⊙ (Bᵀ d B) ] A       d: the 6x6 input tile, g: the 3x3 filter, ⊙: elementwise
 /// </code>
 /// so 36 multiplies per output tile and channel pair replace the direct convolution's 144. These are the matrices as
-/// written in the paper, in double; the reference twin and the filter transform use them as matrices, the fast
-/// kernel as the hand-expanded sums in <c>Conv2dKernel.Winograd.cs</c>.
+/// written in the paper, in double; the reference twins (kernel and filter transform) use them as matrices, the fast
+/// kernel and filter transform as the hand-expanded sums in <c>Conv2dKernel.Winograd.cs</c> and
+/// <c>WinogradWeights.Transform.cs</c>.
 /// With these points the fp32 kernel's error against the fp32 implicit GEMM at SD's channel counts (320-640, weights
 /// scaled as trained) is at most about 1e-4 of the output's RMS, 4-5e-6 as an RMS (docs/KERNELS.md). Points ±1/2 in
 /// place of ±2 (a common alternative) were not tried.
