@@ -338,6 +338,10 @@ public static class ModelLoader
             vae?.Dispose();
             throw;
         }
+        finally
+        {
+            WeightScope.ReleaseReadBuffer();
+        }
     }
 
     private static void ReportUnused(List<string> warnings, string component, IReadOnlyList<string> unused)
