@@ -5,7 +5,9 @@ using DiffusionSharp.Tests.Models;
 
 namespace DiffusionSharp.Tests.Quantization;
 
-/// <summary><c>diffusion quantize</c> and <c>--report</c> on the tiny model: files, exit codes, one-line errors.</summary>
+/// <summary><c>diffusion quantize</c> and <c>--report</c> on the tiny model: files, exit codes, one-line errors. They set the
+/// process-wide thread count (<c>-t</c>), so they run with the other generate tests, alone.</summary>
+[Collection(CliGenerateCollection.Name)]
 public sealed class QuantizeCommandTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("quantcli").FullName;

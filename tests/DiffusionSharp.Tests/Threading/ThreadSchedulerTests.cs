@@ -123,43 +123,6 @@ public unsafe class ThreadSchedulerTests
         }
     }
 
-    /// <summary>The CLI sets the default thread count while (in tests) other threads compute on the default: the
-    /// replaced scheduler must keep working, and asking for a thread count again gives the same scheduler back.</summary>
-    [Fact]
-    public void Replacing_the_default_never_breaks_a_call_running_on_it()
-    {
-        var replaced = ThreadScheduler.Default;
-        var hits = new int[64];
-        var threads = new int[64];
-        var worker = new Thread(() =>
-        {
-            fixed (int* h = hits, t = threads)
-                for (int round = 0; round < 2000; round++)
-                {
-                    var counts = new Counts { Hits = h, Threads = t };
-                    replaced.For(64, &CountHit, &counts);
-                }
-        });
-        try
-        {
-            worker.Start();
-            for (int i = 0; i < 50; i++)
-            {
-                ThreadScheduler.SetDefaultThreadCount(3);
-                var three = ThreadScheduler.Default;
-                ThreadScheduler.SetDefaultThreadCount(1);
-                ThreadScheduler.SetDefaultThreadCount(3);
-                Assert.Same(three, ThreadScheduler.Default);
-            }
-            Assert.True(worker.Join(TimeSpan.FromMinutes(2)), "a call on the replaced default scheduler hung");
-        }
-        finally
-        {
-            ThreadScheduler.SetDefaultThreadCount(0);
-        }
-        Assert.All(hits, h => Assert.Equal(2000, h));
-    }
-
     [Fact]
     public void Concurrent_callers_on_one_scheduler_both_complete()
     {
