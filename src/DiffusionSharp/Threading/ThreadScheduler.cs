@@ -289,6 +289,10 @@ public sealed unsafe class ThreadScheduler : IDisposable
                     {
                         _wake.Wait();
                     }
+                    // A release can be stale: a caller preempted between raising the ticket and clearing the flag finds
+                    // the flag this worker set after it had already run that call, and releases a worker with no work.
+                    // Running then would run a finished call again, with its body already cleared (a jump to address 0).
+                    if (!HasWork()) continue;
                 }
                 _seenTicket++;
                 if (_owner._disposed) return;
