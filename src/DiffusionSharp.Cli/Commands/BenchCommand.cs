@@ -18,15 +18,15 @@ public static class BenchCommand
         var threads = new Option<int>("--threads", "-t")
         {
             Description = "Compute threads; 0 = all processors.", DefaultValueFactory = _ => 0, Recursive = true,
-            CustomParser = r => ParseInt(r, 0, 1024, "--threads must be 0 (all processors) or a thread count up to 1024") ?? 0,
+            CustomParser = r => OptionParsing.Int(r, 0, 1024, "--threads must be 0 (all processors) or a thread count up to 1024") ?? 0,
         };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (stable field names, see docs/BENCHMARKS.md) instead of a table.", Recursive = true };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Stack traces on errors.", Recursive = true };
 
         var model = new Option<string?>("--model", "-m") { Description = "Model to time: a single-file .safetensors checkpoint or a diffusers folder. Default: the shipped model." };
-        var width = new Option<int?>("--width", "-W") { Description = "Image width in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--width must be a pixel count from 1 to 8192") };
-        var height = new Option<int?>("--height", "-H") { Description = "Image height in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
-        var steps = new Option<int?>("--steps") { Description = $"Steps of the timed denoising loop. Default: the model's, at most {ModelBenchmark.DefaultStepCap}.", CustomParser = r => ParseInt(r, 1, 1000, "--steps must be between 1 and 1000") };
+        var width = new Option<int?>("--width", "-W") { Description = "Image width in pixels. Default: the model's.", CustomParser = r => OptionParsing.Int(r, 1, 8192, "--width must be a pixel count from 1 to 8192") };
+        var height = new Option<int?>("--height", "-H") { Description = "Image height in pixels. Default: the model's.", CustomParser = r => OptionParsing.Int(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
+        var steps = new Option<int?>("--steps") { Description = $"Steps of the timed denoising loop. Default: the model's, at most {ModelBenchmark.DefaultStepCap}.", CustomParser = r => OptionParsing.Int(r, 1, 1000, "--steps must be between 1 and 1000") };
         var repeats = Repeats(3, "Timed runs of the text encoder and of the UNet step, each after a warm-up; the median counts.");
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
         var quant = new Option<string?>("--quant") { Description = "A quantized UNet file (diffusion quantize) to time instead of the model's own UNet." };
@@ -41,7 +41,7 @@ public static class BenchCommand
             CreateOps(output, error, threads, json, verbose),
             CreateFusions(output, error, threads, json, verbose),
         };
-        command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
+        command.SetAction(parse => CommandErrors.Run(error, parse.GetValue(verbose), cancellationToken =>
         {
             var options = new ModelBenchOptions
             {
@@ -69,7 +69,7 @@ public static class BenchCommand
     private static Command CreatePeak(TextWriter output, TextWriter error, Option<int> threads, Option<bool> json, Option<bool> verbose)
     {
         var command = new Command("peak", "Measure the machine's fp32 FMA throughput and memory bandwidth (triad) on 1 and N threads.");
-        command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), _ =>
+        command.SetAction(parse => CommandErrors.Run(error, parse.GetValue(verbose), _ =>
         {
             var result = PeakBenchmark.Run(ThreadCount(parse.GetValue(threads)), error);
             if (parse.GetValue(json)) BenchFormat.WriteJson(output, result.ToJson());
@@ -90,7 +90,7 @@ public static class BenchCommand
         {
             repeats, quant, precision,
         };
-        command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
+        command.SetAction(parse => CommandErrors.Run(error, parse.GetValue(verbose), cancellationToken =>
         {
             var result = OpsBenchmark.Run(ThreadCount(parse.GetValue(threads)), parse.GetValue(repeats), error, cancellationToken, parse.GetValue(quant),
                 parse.GetValue(precision));
@@ -103,8 +103,8 @@ public static class BenchCommand
     private static Command CreateFusions(TextWriter output, TextWriter error, Option<int> threads, Option<bool> json, Option<bool> verbose)
     {
         var model = new Option<string?>("--model", "-m") { Description = "Model to time: a single-file .safetensors checkpoint or a diffusers folder. Default: the shipped model." };
-        var width = new Option<int?>("--width", "-W") { Description = "Image width in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--width must be a pixel count from 1 to 8192") };
-        var height = new Option<int?>("--height", "-H") { Description = "Image height in pixels. Default: the model's.", CustomParser = r => ParseInt(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
+        var width = new Option<int?>("--width", "-W") { Description = "Image width in pixels. Default: the model's.", CustomParser = r => OptionParsing.Int(r, 1, 8192, "--width must be a pixel count from 1 to 8192") };
+        var height = new Option<int?>("--height", "-H") { Description = "Image height in pixels. Default: the model's.", CustomParser = r => OptionParsing.Int(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
         var repeats = Repeats(3, "Timed rounds after a warm-up; each round runs every variant once, in turn. The median counts.");
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
         var noOps = new Option<bool>("--no-ops") { Description = "Skip the single-op figures at SD 1.5 shapes; time only the UNet step." };
@@ -115,7 +115,7 @@ public static class BenchCommand
         {
             model, width, height, repeats, modelConfig, noOps,
         };
-        command.SetAction(parse => Run(parse, error, parse.GetValue(verbose), cancellationToken =>
+        command.SetAction(parse => CommandErrors.Run(error, parse.GetValue(verbose), cancellationToken =>
         {
             var options = new FusionBenchOptions
             {
@@ -138,42 +138,8 @@ public static class BenchCommand
         => new("--repeats", "-r")
         {
             Description = description, DefaultValueFactory = _ => defaultValue,
-            CustomParser = r => ParseInt(r, 1, 1000, "--repeats must be between 1 and 1000") ?? defaultValue,
+            CustomParser = r => OptionParsing.Int(r, 1, 1000, "--repeats must be between 1 and 1000") ?? defaultValue,
         };
 
-    /// <summary>
-    /// Parses an integer option's value and checks its range in one place, so text that is not a number becomes a usage
-    /// error like any other (a validator reading the converted value would throw on it instead).
-    /// </summary>
-    private static int? ParseInt(ArgumentResult result, int min, int max, string rule)
-    {
-        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(' ', result.Tokens.Select(t => t.Value));
-        if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max)
-            return value;
-        result.AddError($"{rule}, not '{text}'.");
-        return null;
-    }
-
     private static int ThreadCount(int option) => option == 0 ? Environment.ProcessorCount : option;
-
-    /// <summary>Runs a benchmark with Ctrl+C wired to its cancellation token; errors become one line and an exit code.</summary>
-    private static int Run(ParseResult parse, TextWriter error, bool verbose, Action<CancellationToken> body)
-    {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            body(cts.Token);
-            return ExitCodes.Success;
-        }
-        catch (Exception e)
-        {
-            return CommandErrors.Report(e, error, verbose);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
-    }
 }

@@ -43,7 +43,7 @@ public static class CacheProfileCommand
             thresholds, noScaleShift, CreateCompare(output, error, o),
         };
         o.AddTo(command);
-        command.SetAction(parse => Run(parse, o, error, cancellationToken =>
+        command.SetAction(parse => CommandErrors.Run(error, parse.GetValue(o.Verbose), cancellationToken =>
         {
             var (pipeline, loaded, prompts, template, folder) = o.Open(parse, error);
             using (loaded)
@@ -92,12 +92,12 @@ public static class CacheProfileCommand
         var repeats = new Option<int>("--repeats", "-r")
         {
             Description = "Timed runs of every prompt under every cache, interleaved. Default: 3.", DefaultValueFactory = _ => 3,
-            CustomParser = r => ParseInt(r, 1, 100, "--repeats must be between 1 and 100") ?? 3,
+            CustomParser = r => OptionParsing.Int(r, 1, 100, "--repeats must be between 1 and 100") ?? 3,
         };
         var grid = new Option<int>("--grid")
         {
             Description = "Prompts shown in grid.png (uncached and each cache, one row each). Default: 8; 0 for none.", DefaultValueFactory = _ => 8,
-            CustomParser = r => ParseInt(r, 0, 64, "--grid must be between 0 and 64") ?? 8,
+            CustomParser = r => OptionParsing.Int(r, 0, 64, "--grid must be between 0 and 64") ?? 8,
         };
         var command = new Command("compare",
             "Generate the prompt set uncached and with each --cache, interleaved in this process; write every image, grid.png and " +
@@ -105,7 +105,7 @@ public static class CacheProfileCommand
         {
             caches, repeats, grid,
         };
-        command.SetAction(parse => Run(parse, o, error, cancellationToken =>
+        command.SetAction(parse => CommandErrors.Run(error, parse.GetValue(o.Verbose), cancellationToken =>
         {
             var (pipeline, loaded, prompts, template, folder) = o.Open(parse, error);
             using (loaded)
@@ -275,16 +275,16 @@ public static class CacheProfileCommand
     {
         public Option<string?> Model { get; } = new("--model", "-m") { Description = "Model: a single-file .safetensors checkpoint or a diffusers folder. Default: the shipped emoji model.", Recursive = true };
         public Option<string> Prompts { get; } = new("--prompts") { Description = "Prompt file: one prompt per line, or a .json list of {\"prompt\", \"seed\", \"file\"} (tools/train/evaluate.py prompts).", Required = true, Recursive = true };
-        public Option<int?> Steps { get; } = new("--steps") { Description = "Sampling steps. Default: the model's.", Recursive = true, CustomParser = r => ParseInt(r, 1, 1000, "--steps must be between 1 and 1000") };
+        public Option<int?> Steps { get; } = new("--steps") { Description = "Sampling steps. Default: the model's.", Recursive = true, CustomParser = r => OptionParsing.Int(r, 1, 1000, "--steps must be between 1 and 1000") };
         public Option<string?> Sampler { get; } = new("--sampling-method", "--sampler") { Description = "Sampler (as for generate). Default: the model's.", Recursive = true };
         public Option<string?> Scheduler { get; } = new("--scheduler") { Description = "Sigma schedule. Default: the sampler's.", Recursive = true };
         public Option<double?> Cfg { get; } = new("--cfg-scale") { Description = "Guidance scale. Default: the model's.", Recursive = true };
-        public Option<int?> Width { get; } = new("--width", "-W") { Description = "Image width. Default: the model's.", Recursive = true, CustomParser = r => ParseInt(r, 1, 8192, "--width must be a pixel count from 1 to 8192") };
-        public Option<int?> Height { get; } = new("--height", "-H") { Description = "Image height. Default: the model's.", Recursive = true, CustomParser = r => ParseInt(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
+        public Option<int?> Width { get; } = new("--width", "-W") { Description = "Image width. Default: the model's.", Recursive = true, CustomParser = r => OptionParsing.Int(r, 1, 8192, "--width must be a pixel count from 1 to 8192") };
+        public Option<int?> Height { get; } = new("--height", "-H") { Description = "Image height. Default: the model's.", Recursive = true, CustomParser = r => OptionParsing.Int(r, 1, 8192, "--height must be a pixel count from 1 to 8192") };
         public Option<long> Seed { get; } = new("--seed", "-s") { Description = "Seed of the first prompt of a text prompt file (prompt k uses seed + k). Default: 0.", DefaultValueFactory = _ => 0, Recursive = true };
         public Option<string> Rng { get; } = new("--rng") { Description = "Noise generator: cuda or cpu (as for generate). Default: cuda.", DefaultValueFactory = _ => "cuda", Recursive = true };
         public Option<string> Output { get; } = new("--output", "-o") { Description = "Folder to write into (created). Default: cache-profile.", DefaultValueFactory = _ => "cache-profile", Recursive = true };
-        public Option<int> Threads { get; } = new("--threads", "-t") { Description = "Compute threads; 0 = all processors.", DefaultValueFactory = _ => 0, Recursive = true, CustomParser = r => ParseInt(r, 0, 1024, "--threads must be 0 (all processors) or a thread count up to 1024") ?? 0 };
+        public Option<int> Threads { get; } = new("--threads", "-t") { Description = "Compute threads; 0 = all processors.", DefaultValueFactory = _ => 0, Recursive = true, CustomParser = r => OptionParsing.Int(r, 0, 1024, "--threads must be 0 (all processors) or a thread count up to 1024") ?? 0 };
         public Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Stack traces on errors.", Recursive = true };
 
         public void AddTo(Command command)
@@ -356,34 +356,5 @@ public static class CacheProfileCommand
             }
         if (values.Count == 0 && result.Tokens.Count > 0) result.AddError("--threshold needs at least one number.");
         return values.Distinct().ToArray();
-    }
-
-    private static int? ParseInt(ArgumentResult result, int min, int max, string rule)
-    {
-        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(' ', result.Tokens.Select(t => t.Value));
-        if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max)
-            return value;
-        result.AddError($"{rule}, not '{text}'.");
-        return null;
-    }
-
-    private static int Run(ParseResult parse, SharedOptions o, TextWriter error, Action<CancellationToken> body)
-    {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            body(cts.Token);
-            return ExitCodes.Success;
-        }
-        catch (Exception e)
-        {
-            return CommandErrors.Report(e, error, parse.GetValue(o.Verbose));
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
     }
 }

@@ -7,6 +7,27 @@ namespace DiffusionSharp.Cli.Commands;
 /// <summary>Turns exceptions into one clear line on stderr and an exit code; stack traces only with --verbose.</summary>
 public static class CommandErrors
 {
+    /// <summary>Runs a command's body with Ctrl+C wired to its cancellation token; errors become one line and an exit code.</summary>
+    public static int Run(TextWriter error, bool verbose, Action<CancellationToken> body)
+    {
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            body(cts.Token);
+            return ExitCodes.Success;
+        }
+        catch (Exception e)
+        {
+            return Report(e, error, verbose);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
     public static int Report(Exception e, TextWriter error, bool verbose)
     {
         (int code, string message) = e switch

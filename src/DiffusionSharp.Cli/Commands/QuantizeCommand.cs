@@ -18,23 +18,23 @@ public static class QuantizeCommand
     {
         var model = new Option<string?>("--model", "-m") { Description = "Model to quantize: a single-file .safetensors checkpoint or a diffusers folder. Default: the shipped model." };
         var method = new Option<string>("--method") { Description = $"Algorithm: {string.Join(", ", QuantizationMethods.All)}.", DefaultValueFactory = _ => QuantizationMethods.SvdQuant };
-        var rank = new Option<int>("--rank") { Description = "Rank of the 16-bit low-rank branch (svdquant).", DefaultValueFactory = _ => 32, CustomParser = r => ParseInt(r, 1, 1024, "--rank must be from 1 to 1024") ?? 32 };
-        var group = new Option<int>("--group") { Description = "Inputs per scale group of the 4-bit weights and activations (a multiple of 16 up to 256).", DefaultValueFactory = _ => 64, CustomParser = r => ParseInt(r, 16, 256, "--group must be from 16 to 256") ?? 64 };
+        var rank = new Option<int>("--rank") { Description = "Rank of the 16-bit low-rank branch (svdquant).", DefaultValueFactory = _ => 32, CustomParser = r => OptionParsing.Int(r, 1, 1024, "--rank must be from 1 to 1024") ?? 32 };
+        var group = new Option<int>("--group") { Description = "Inputs per scale group of the 4-bit weights and activations (a multiple of 16 up to 256).", DefaultValueFactory = _ => 64, CustomParser = r => OptionParsing.Int(r, 16, 256, "--group must be from 16 to 256") ?? 64 };
         var calib = new Option<string?>("--calib") { Description = "Calibration prompts: a text file (one per line) or a JSON list of {prompt, seed}." };
-        var calibSteps = new Option<int?>("--calib-steps") { Description = "Sampling steps per calibration image. Default: the model's.", CustomParser = r => ParseInt(r, 1, 1000, "--calib-steps must be from 1 to 1000") };
-        var calibSamples = new Option<int>("--calib-samples") { Description = "Input rows kept per layer for the smoothing search.", DefaultValueFactory = _ => 256, CustomParser = r => ParseInt(r, 1, 65536, "--calib-samples must be from 1 to 65536") ?? 256 };
-        var width = new Option<int?>("--width", "-W") { Description = "Calibration (and report) image width. Default: the model's.", CustomParser = r => ParseInt(r, 8, 8192, "--width must be from 8 to 8192") };
-        var height = new Option<int?>("--height", "-H") { Description = "Calibration (and report) image height. Default: the model's.", CustomParser = r => ParseInt(r, 8, 8192, "--height must be from 8 to 8192") };
+        var calibSteps = new Option<int?>("--calib-steps") { Description = "Sampling steps per calibration image. Default: the model's.", CustomParser = r => OptionParsing.Int(r, 1, 1000, "--calib-steps must be from 1 to 1000") };
+        var calibSamples = new Option<int>("--calib-samples") { Description = "Input rows kept per layer for the smoothing search.", DefaultValueFactory = _ => 256, CustomParser = r => OptionParsing.Int(r, 1, 65536, "--calib-samples must be from 1 to 65536") ?? 256 };
+        var width = new Option<int?>("--width", "-W") { Description = "Calibration (and report) image width. Default: the model's.", CustomParser = r => OptionParsing.Int(r, 8, 8192, "--width must be from 8 to 8192") };
+        var height = new Option<int?>("--height", "-H") { Description = "Calibration (and report) image height. Default: the model's.", CustomParser = r => OptionParsing.Int(r, 8, 8192, "--height must be from 8 to 8192") };
         var alpha = new Option<double?>("--alpha") { Description = "Fixed smoothing strength in [0, 1] instead of the per-layer search (lambda = max|X|^a / max|W|^(1-a))." };
-        var alphaSteps = new Option<int>("--alpha-steps") { Description = "Grid of the smoothing search: alpha = 1/N..(N-1)/N with beta = 1 - alpha and 0, plus no smoothing.", DefaultValueFactory = _ => 20, CustomParser = r => ParseInt(r, 2, 100, "--alpha-steps must be from 2 to 100") ?? 20 };
-        var iterations = new Option<int>("--lowrank-iters") { Description = "Rounds of the alternating low-rank / residual refinement (1: plain SVD split).", DefaultValueFactory = _ => 4, CustomParser = r => ParseInt(r, 1, 100, "--lowrank-iters must be from 1 to 100") ?? 4 };
+        var alphaSteps = new Option<int>("--alpha-steps") { Description = "Grid of the smoothing search: alpha = 1/N..(N-1)/N with beta = 1 - alpha and 0, plus no smoothing.", DefaultValueFactory = _ => 20, CustomParser = r => OptionParsing.Int(r, 2, 100, "--alpha-steps must be from 2 to 100") ?? 20 };
+        var iterations = new Option<int>("--lowrank-iters") { Description = "Rounds of the alternating low-rank / residual refinement (1: plain SVD split).", DefaultValueFactory = _ => 4, CustomParser = r => OptionParsing.Int(r, 1, 100, "--lowrank-iters must be from 1 to 100") ?? 4 };
         var keep = new Option<string[]>("--keep") { Description = $"Layer-key pattern ('*' = any text) of a layer that stays 16-bit; repeatable. Default: {string.Join(" ", ModelQuantizerOptions.DefaultKeep)}.", AllowMultipleArgumentsPerToken = false };
         var plain = new Option<string[]>("--plain") { Description = "Layer-key pattern of a layer that svdquant / w4a4-smooth quantize without smoothing or low-rank branch (plain W4A4); repeatable." };
         var outputPath = new Option<string?>("--output", "-o") { Description = "The quantized UNet file to write (a .safetensors file); with --report, the report folder." };
         var report = new Option<bool>("--report") { Description = "Compare quantized UNets (--variant) with the fp32 model on --prompts instead of quantizing." };
         var prompts = new Option<string?>("--prompts") { Description = "Report prompts: a text file or the JSON list tools/train/evaluate.py writes (file names, seeds)." };
         var variants = new Option<string[]>("--variant") { Description = "A quantized UNet file to compare; repeatable." };
-        var threads = new Option<int>("--threads", "-t") { Description = "Compute threads; 0 = all processors.", DefaultValueFactory = _ => 0, CustomParser = r => ParseInt(r, 0, 1024, "--threads must be 0 or more") ?? 0 };
+        var threads = new Option<int>("--threads", "-t") { Description = "Compute threads; 0 = all processors.", DefaultValueFactory = _ => 0, CustomParser = r => OptionParsing.Int(r, 0, 1024, "--threads must be 0 or more") ?? 0 };
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Stack traces on errors." };
         method.Validators.Add(r =>
@@ -128,15 +128,6 @@ public static class QuantizeCommand
             }
         });
         return command;
-    }
-
-    private static int? ParseInt(ArgumentResult result, int min, int max, string rule)
-    {
-        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(' ', result.Tokens.Select(t => t.Value));
-        if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max)
-            return value;
-        result.AddError($"{rule}, not '{text}'.");
-        return null;
     }
 
     /// <summary>A combination of options that does not make sense (exit code 2, like a parse error).</summary>
