@@ -26,4 +26,17 @@ public sealed record HookedBlock(int Index, Module Module, int SizeIndex)
     };
 
     public bool IsTransformer => Module is Transformer2DModel;
+
+    /// <summary>The hooked modules of a down or up block in execution order: each resnet, then the module (if any) that
+    /// runs after it.</summary>
+    internal static IReadOnlyList<Module> InOrder(IReadOnlyList<ResnetBlock2D> resnets, Func<int, Module?> afterResnet)
+    {
+        var blocks = new List<Module>();
+        for (int j = 0; j < resnets.Count; j++)
+        {
+            blocks.Add(resnets[j]);
+            if (afterResnet(j) is { } after) blocks.Add(after);
+        }
+        return blocks;
+    }
 }

@@ -92,19 +92,7 @@ public unsafe class UpBlock2D : Module
     }
 
     /// <summary>The hooked blocks (<see cref="IBlockHook"/>) in execution order: each resnet, then what follows it.</summary>
-    public IReadOnlyList<Module> Blocks
-    {
-        get
-        {
-            var blocks = new List<Module>();
-            for (int j = 0; j < _resnets.Length; j++)
-            {
-                blocks.Add(_resnets[j]);
-                if (ModuleAfterResnet(j) is { } after) blocks.Add(after);
-            }
-            return blocks;
-        }
-    }
+    public IReadOnlyList<Module> Blocks => HookedBlock.InOrder(_resnets, ModuleAfterResnet);
 
     /// <summary>The module <see cref="AfterResnet"/> runs after resnet <paramref name="j"/> (none in a plain UpBlock2D).</summary>
     protected virtual Module? ModuleAfterResnet(int j) => null;
