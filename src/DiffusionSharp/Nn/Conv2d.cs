@@ -70,7 +70,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
     private Tensor Allocate(Tensor x, Tensor? residual, Tensor? imageBias)
     {
         var g = CheckedGeometry(x);
-        var y = new Tensor(g.Batch, g.OutHeight, g.OutWidth, OutChannels); // [B, Ho, Wo, Cout]
+        var y = Tensor.Create(g.Batch, g.OutHeight, g.OutWidth, OutChannels); // [B, Ho, Wo, Cout]
         try
         {
             Forward(x, y, residual, imageBias);
@@ -103,7 +103,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
             if ((bias != null || res != null || image != null) && !Fusions.IsOn(Fusion.Epilogue))
             {
                 // The unfused twin: the bare convolution into its own tensor, then one pass per added term.
-                using var product = res != null ? new Tensor(output.Shape) : null; // [B, Ho, Wo, Cout]
+                using var product = res != null ? Tensor.Create(output.Shape) : null; // [B, Ho, Wo, Cout]
                 float* p = product != null ? product.Data : output.Data;
                 Product(x.Data, g, null, p, null, null);                                     // [B, Ho, Wo, Cout]
                 EpiloguePasses.Apply(p, g.OutputPixels, OutChannels, bias, image, pixels, res, output.Data); // [B, Ho, Wo, Cout]

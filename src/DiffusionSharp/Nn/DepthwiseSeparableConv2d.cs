@@ -39,10 +39,10 @@ public sealed unsafe class DepthwiseSeparableConv2d : Module, IConvolution
             throw new ArgumentException($"Separable conv {InChannels}->{OutChannels}: input {x} must be [B, H, W, {InChannels}].", nameof(x));
         int b = x.Shape[0], h = x.Shape[1], w = x.Shape[2];
         var g = Conv2dGeometry.Same(b, h, w, InChannels, InChannels, Kernel);
-        using var depthwise = new Tensor(b, h, w, InChannels); // [B, H, W, Cin]
+        using var depthwise = Tensor.Create(b, h, w, InChannels); // [B, H, W, Cin]
         fixed (float* filters = _depthwise)
             DepthwiseConv2dKernel.Forward(x.Data, g, filters, null, depthwise.Data); // [B, H, W, Cin]
-        var y = new Tensor(b, h, w, OutChannels); // [B, H, W, Cout]
+        var y = Tensor.Create(b, h, w, OutChannels); // [B, H, W, Cout]
         try
         {
             _pointwise.Forward(depthwise, y, residual, imageBias); // [B, H, W, Cout]

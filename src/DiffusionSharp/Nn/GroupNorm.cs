@@ -33,7 +33,7 @@ public sealed unsafe class GroupNorm : Module
     /// <summary>x [B, ..., C] -> normalised (then SiLU when <paramref name="silu"/>), same shape, a new tensor.</summary>
     public Tensor Forward(Tensor x, bool silu = false)
     {
-        var y = new Tensor(x.Shape); // [B, ..., C]
+        var y = Tensor.Create(x.Shape); // [B, ..., C]
         try
         {
             Forward(x, y, silu);
@@ -59,7 +59,7 @@ public sealed unsafe class GroupNorm : Module
         {
             if (silu && !Fusions.IsOn(Fusion.GroupNormSilu))
             {
-                using var normed = new Tensor(x.Shape); // [B, ..., C]: the intermediate a naive engine writes
+                using var normed = Tensor.Create(x.Shape); // [B, ..., C]: the intermediate a naive engine writes
                 GroupNormKernel.ForwardUnfused(x.Data, batch, spatial, Channels, Groups, Eps, gamma, beta, normed.Data, output.Data); // [B, ..., C]
             }
             else

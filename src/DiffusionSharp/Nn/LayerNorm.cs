@@ -25,7 +25,7 @@ public sealed unsafe class LayerNorm : Module
     /// <summary>x [..., C] -> same shape, a new tensor.</summary>
     public Tensor Forward(Tensor x)
     {
-        var y = new Tensor(x.Shape); // [..., C]
+        var y = Tensor.Create(x.Shape); // [..., C]
         try
         {
             Forward(x, y);

@@ -124,7 +124,7 @@ public sealed unsafe class Linear : Module
         Span<int> shape = stackalloc int[x.Rank];
         x.Shape.CopyTo(shape);
         shape[^1] = OutFeatures;
-        var y = new Tensor(shape); // [..., out]
+        var y = Tensor.Create(shape); // [..., out]
         try
         {
             Forward(x, y);
@@ -158,7 +158,7 @@ public sealed unsafe class Linear : Module
             if ((bias != null || res != null || image != null) && !Fusions.IsOn(Fusion.Epilogue))
             {
                 // The unfused twin: the bare product into its own tensor, then one pass per added term.
-                using var product = res != null ? new Tensor(output.Shape) : null; // [..., out]
+                using var product = res != null ? Tensor.Create(output.Shape) : null; // [..., out]
                 float* p = product != null ? product.Data : output.Data;
                 Product(x, rows, null, p, null, null, 0);                                    // [..., out]
                 EpiloguePasses.Apply(p, rows, OutFeatures, bias, image, imageRows, res, output.Data); // [..., out]

@@ -6,6 +6,9 @@ namespace DiffusionSharp.Tensors;
 /// A dense, row-major fp32 tensor in 64-byte-aligned native memory: the one activation type of the engine.
 /// Image activations are channels-last, <c>[N, H, W, C]</c>; token sequences are <c>[N, T, C]</c>.
 /// The tensor owns its buffer unless it was created as a view; dispose it to free the memory at once.
+/// Tensors made by <see cref="Create"/>, <see cref="Clone"/> and <see cref="Reshape"/> while a <see cref="TensorPool"/> is
+/// installed come from that pool and go back to it on <see cref="Dispose"/>: dispose such a tensor once, and use
+/// neither it nor its views after that (the object and its buffer serve the next tensor of the same shape and size).
 /// </summary>
 public sealed unsafe class Tensor : IDisposable
 {
@@ -13,7 +16,10 @@ public sealed unsafe class Tensor : IDisposable
     public const int Alignment = 64;
 
     private float* _data;
-    private readonly bool _owns;
+    private bool _owns;
+
+    /// <summary>The pool this object returns to on <see cref="Dispose"/>; null for a tensor made outside any pool.</summary>
+    private readonly TensorPool? _pool;
 
     /// <summary>The extent of each dimension, outermost first.</summary>
     public int[] Shape { get; }
@@ -42,6 +48,41 @@ public sealed unsafe class Tensor : IDisposable
         Length = ElementCount(shape);
         _owns = owns;
     }
+
+    /// <summary>An empty object of <paramref name="pool"/> for tensors of <paramref name="shape"/> (the pool keeps the array);
+    /// <see cref="Attach"/> gives it memory.</summary>
+    internal Tensor(int[] shape, TensorPool pool)
+    {
+        Shape = shape;
+        Length = ElementCount(shape);
+        _pool = pool;
+    }
+
+    /// <summary>A zero-filled tensor: from the current thread's <see cref="TensorPool"/> when one is installed
+    /// (<see cref="TensorPool.Install()"/>), else newly allocated as by the constructor.</summary>
+    public static Tensor Create(params ReadOnlySpan<int> shape) => TensorPool.Current?.Rent(shape) ?? new Tensor(shape);
+
+    /// <summary>Points a pooled object at <paramref name="data"/>; <paramref name="owns"/>: the buffer goes back to the pool with it.</summary>
+    internal void Attach(float* data, bool owns)
+    {
+        _data = data;
+        _owns = owns;
+    }
+
+    /// <summary>Takes the memory from a pooled object: its buffer if it owned one (else null), the object left disposed.</summary>
+    internal float* Detach()
+    {
+        float* owned = _owns ? _data : null;
+        _data = null;
+        _owns = false;
+        return owned;
+    }
+
+    /// <summary>Whether this object belongs to <paramref name="pool"/>.</summary>
+    internal bool IsFrom(TensorPool pool) => _pool == pool;
+
+    /// <summary>Whether the tensor has been disposed (or returned to its pool).</summary>
+    internal bool IsDisposed => _data == null;
 
     /// <summary>A tensor over memory owned by someone else (an arena, a pinned array). Disposing it frees nothing.</summary>
     public static Tensor View(float* data, params ReadOnlySpan<int> shape) => new(data, shape.ToArray(), owns: false);
@@ -76,14 +117,14 @@ public sealed unsafe class Tensor : IDisposable
     {
         if (ElementCount(shape) != Length)
             throw new ArgumentException($"Cannot reshape {FormatShape(Shape)} to {FormatShape(shape)}.");
-        return new Tensor(Data, shape.ToArray(), owns: false);
+        return TensorPool.Current?.RentView(Data, shape) ?? new Tensor(Data, shape.ToArray(), owns: false);
     }
 
     public float[] ToArray() => Span.ToArray();
 
     public Tensor Clone()
     {
-        var t = new Tensor(Shape);
+        var t = Create(Shape);
         Span.CopyTo(t.Span);
         return t;
     }
@@ -107,6 +148,12 @@ public sealed unsafe class Tensor : IDisposable
 
     public void Dispose()
     {
+        if (_pool != null)
+        {
+            // The pool keeps the object; its finalizer stays registered for a rented object that is never disposed.
+            if (_data != null) _pool.Return(this);
+            return;
+        }
         if (_data != null && _owns)
         {
             NativeMemory.AlignedFree(_data);

@@ -38,7 +38,7 @@ public class NnModuleTests
         weights.Add("fc.weight", [1f, 2f, 3f, -1f, 0f, 0.5f], 2, 3); // [out 2, in 3]
         weights.Add("fc.bias", [10f, 20f], 2);
         using var linear = Linear.Load(new WeightScope(weights).Push("fc"), 3, 2);
-        using var x = Tensors.Tensor.FromArray([1f, 1f, 1f, 2f, 0f, -2f], 2, 3);
+        using var x = DiffusionSharp.Tensors.Tensor.FromArray([1f, 1f, 1f, 2f, 0f, -2f], 2, 3);
         using var y = linear.Forward(x);
         Assert.Equal([2, 2], y.Shape);
         Assert.Equal([16f, 19.5f, 6f, 17f], y.ToArray());
@@ -52,7 +52,7 @@ public class NnModuleTests
         var weights = new InMemoryWeightSource();
         weights.Add("weight", [1f, 1f, 1f, 1f], 1, 1, 2, 2);
         using var conv = Conv2d.Load(new WeightScope(weights), 1, 1, kernelSize: 2, stride: 1, new Padding2d(0, 0, 1, 1), bias: false);
-        using var x = Tensors.Tensor.FromArray([1f, 2f, 3f, 4f], 1, 2, 2, 1);
+        using var x = DiffusionSharp.Tensors.Tensor.FromArray([1f, 2f, 3f, 4f], 1, 2, 2, 1);
         using var y = conv.Forward(x);
         Assert.Equal([1, 2, 2, 1], y.Shape);
         Assert.Equal([10f, 6f, 7f, 4f], y.ToArray());

@@ -34,7 +34,7 @@ public static unsafe partial class AttentionKernel
         float scale, AttentionActivation activation)
     {
         Validate(ops, batch, heads, tq, tk, headDim, causal: false);
-        using var scores = new Tensor(Math.Min(PartialQueryBlock, tq), tk); // [96, Tk]
+        using var scores = Tensor.Create(Math.Min(PartialQueryBlock, tq), tk); // [96, Tk]
         for (int b = 0; b < batch; b++)
         for (int h = 0; h < heads; h++)
         {
@@ -62,7 +62,7 @@ public static unsafe partial class AttentionKernel
             throw new InvalidOperationException(
                 $"Attention with the softmax fusion off would allocate {bytes >> 20} MiB of scores ({batch} x {heads} heads x {tq} x {tk}); " +
                 $"the unfused twin runs only up to {MaxScoreMatrixBytes >> 20} MiB (SD 1.5 at 256x256). Leave the softmax fusion on at this size.");
-        using var scores = new Tensor(batch * heads, tq, tk); // [B*heads, Tq, Tk]
+        using var scores = Tensor.Create(batch * heads, tq, tk); // [B*heads, Tq, Tk]
         for (int b = 0; b < batch; b++)
         for (int h = 0; h < heads; h++)
         {

@@ -60,7 +60,7 @@ public sealed unsafe class Attention : Module
     /// <summary>hiddenStates [B, Tq, C], encoderHiddenStates [B, Tk, Cctx] (null: self-attention) -> [B, Tq, C], a new tensor.</summary>
     public Tensor Forward(Tensor hiddenStates, Tensor? encoderHiddenStates)
     {
-        var output = new Tensor(hiddenStates.Shape); // [B, Tq, C]
+        var output = Tensor.Create(hiddenStates.Shape); // [B, Tq, C]
         try
         {
             Forward(hiddenStates, encoderHiddenStates, output);
@@ -87,7 +87,7 @@ public sealed unsafe class Attention : Module
         using var query = _toQ.Forward(hiddenStates); // [B, Tq, inner]
         using var key = (_toKv ?? _toK)!.Forward(context); // [B, Tk, inner]
         using var value = _toV?.Forward(context); // [B, Tk, inner], or K itself when shared
-        using var attended = new Tensor(batch, tq, inner); // [B, Tq, inner]
+        using var attended = Tensor.Create(batch, tq, inner); // [B, Tq, inner]
         var v = value ?? key;
         var ops = new AttentionOperands(query.Data, inner, key.Data, inner, v.Data, inner, attended.Data, inner);
         AttentionKernel.Forward(ops, batch, Heads, tq, tk, HeadDim, 1f / MathF.Sqrt(HeadDim), Activation, causal: false); // [B, Tq, inner]

@@ -53,7 +53,7 @@ public sealed class BasicTransformerBlock : Module
     /// <summary>hiddenStates [B, T, C] += the block's three residual branches; encoderHiddenStates [B, Tctx, Cctx].</summary>
     public void Forward(Tensor hiddenStates, Tensor encoderHiddenStates)
     {
-        using var normed = new Tensor(hiddenStates.Shape); // [B, T, C]
+        using var normed = Tensor.Create(hiddenStates.Shape); // [B, T, C]
         if (_attn1 != null)
         {
             _norm1!.Forward(hiddenStates, normed); // [B, T, C]

@@ -42,30 +42,35 @@ public class DownBlock2D : Module
     public static DownBlock2D Load(WeightScope scope, UnetConfig config, int level, int inChannels, bool addDownsample)
         => new(scope, config, level, inChannels, addDownsample);
 
+    /// <summary>How many states <see cref="Forward"/> hands to the up path: one per resnet, plus the downsampler's.</summary>
+    public int OutputCount => _resnets.Length + (_downsampler != null ? 1 : 0);
+
     /// <summary>
     /// hiddenStates [B, H, W, Cin] (not consumed), temb [B, Temb], encoderHiddenStates [B, Tctx, Cctx] -> the block's
-    /// output states, in order: each resnet (+ attention) output [B, H, W, Cout], then the downsampler output
-    /// [B, H/2, W/2, Cout]. The last one is the block output; the caller owns and disposes all of them.
-    /// <paramref name="hook"/> sees every resnet and transformer (<see cref="IBlockHook"/>).
+    /// <see cref="OutputCount"/> output states written to <paramref name="outputs"/>, in order: each resnet (+ attention)
+    /// output [B, H, W, Cout], then the downsampler output [B, H/2, W/2, Cout]. The last one is the block output; the
+    /// caller owns and disposes all of them. <paramref name="hook"/> sees every resnet and transformer (<see cref="IBlockHook"/>).
     /// </summary>
-    public List<Tensor> Forward(Tensor hiddenStates, Tensor temb, Tensor encoderHiddenStates, IBlockHook? hook = null)
+    public void Forward(Tensor hiddenStates, Tensor temb, Tensor encoderHiddenStates, Span<Tensor> outputs, IBlockHook? hook = null)
     {
-        var outputs = new List<Tensor>(_resnets.Length + 1);
+        if (outputs.Length != OutputCount)
+            throw new ArgumentException($"This down block writes {OutputCount} states, not {outputs.Length}.", nameof(outputs));
+        int written = 0;
         try
         {
             var hidden = hiddenStates;
             for (int j = 0; j < _resnets.Length; j++)
             {
                 hidden = _resnets[j].Forward(hidden, temb, hook); // [B, H, W, Cout]
-                outputs.Add(hidden);
+                outputs[written++] = hidden;
                 AfterResnet(j, hidden, encoderHiddenStates, hook); // [B, H, W, Cout]
             }
-            if (_downsampler != null) outputs.Add(_downsampler.Forward(hidden)); // [B, H/2, W/2, Cout]
-            return outputs;
+            if (_downsampler != null) outputs[written++] = _downsampler.Forward(hidden); // [B, H/2, W/2, Cout]
         }
         catch
         {
-            foreach (var t in outputs) t.Dispose();
+            for (int i = 0; i < written; i++) outputs[i].Dispose();
+            outputs.Clear();
             throw;
         }
     }

@@ -41,7 +41,7 @@ public sealed unsafe class FeedForward : Module
     /// <summary>x [B, T, C] -> [B, T, C], a new tensor.</summary>
     public Tensor Forward(Tensor x)
     {
-        var output = new Tensor(x.Shape); // [B, T, C]
+        var output = Tensor.Create(x.Shape); // [B, T, C]
         try
         {
             Forward(x, output);
@@ -64,7 +64,7 @@ public sealed unsafe class FeedForward : Module
         int rows = checked((int)(x.Length / Dim));
         using var flatOutput = output.Reshape(rows, Dim); // [B*T, C] view
         using var flatResidual = residual?.Reshape(rows, Dim); // [B*T, C] view
-        using var gated = new Tensor(rows, InnerDim); // [B*T, inner]
+        using var gated = Tensor.Create(rows, InnerDim); // [B*T, inner]
         if (Fusions.IsOn(Fusion.Geglu) && _proj.CanGateInEpilogue)
         {
             _proj.ForwardGated(x, gated, Gate); // [B*T, inner]
@@ -80,7 +80,7 @@ public sealed unsafe class FeedForward : Module
             }
             else
             {
-                using var activatedGate = new Tensor(rows, InnerDim); // [B*T, inner]
+                using var activatedGate = Tensor.Create(rows, InnerDim); // [B*T, inner]
                 Activations.ApplyRows(GateActivation, projected.Data + w, 2 * w, blocks, w, activatedGate.Data, w); // [B*T, inner]
                 TensorOps.Multiply(projected.Data, 2 * w, activatedGate.Data, w, blocks, w, gated.Data, w); // [B*T, inner]
             }

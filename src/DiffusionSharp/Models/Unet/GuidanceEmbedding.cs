@@ -19,7 +19,7 @@ public static class GuidanceEmbedding
         foreach (float g in w)
             if (!float.IsFinite(g)) throw new ArgumentException($"Guidance scale {g} is not a finite number.", nameof(w));
         int half = dim / 2;
-        var emb = new Tensor(w.Length, dim); // [B, dim]
+        var emb = Tensor.Create(w.Length, dim); // [B, dim]
         var values = emb.Span;
         double step = Math.Log(10000.0) / (half - 1);
         for (int b = 0; b < w.Length; b++)

@@ -85,7 +85,7 @@ public sealed unsafe class ResnetBlock2D : Module
             if (action == BlockAction.Reuse)
             {
                 shortcut = _convShortcut?.Forward(x); // [B, H, W, Cout]
-                output = new Tensor(b, x.Shape[1], x.Shape[2], OutChannels); // [B, H, W, Cout]
+                output = Tensor.Create(b, x.Shape[1], x.Shape[2], OutChannels); // [B, H, W, Cout]
                 hook!.Reuse(this, shortcut ?? x, output); // [B, H, W, Cout]
                 return output;
             }
@@ -141,7 +141,7 @@ public sealed unsafe class ResnetBlock2D : Module
     /// <summary>time_emb_proj(silu(temb)): temb [B, Temb] -> [B, Cout], a new tensor.</summary>
     private Tensor TimeBias(Tensor temb)
     {
-        using var activated = new Tensor(temb.Shape); // [B, Temb]
+        using var activated = Tensor.Create(temb.Shape); // [B, Temb]
         Activations.Apply(ActivationKind.Silu, temb.Data, activated.Data, temb.Length); // [B, Temb]
         return _timeEmbProj!.Forward(activated); // [B, Cout]
     }

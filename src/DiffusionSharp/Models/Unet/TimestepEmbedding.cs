@@ -43,7 +43,7 @@ public sealed unsafe class TimestepEmbedding : Module
     {
         if (condition != null && _condProj == null)
             throw new ArgumentException("A guidance condition was given, but the model has no time_cond_proj_dim.", nameof(condition));
-        using var conditioned = condition != null ? new Tensor(sample.Shape) : null; // [B, in]
+        using var conditioned = condition != null ? Tensor.Create(sample.Shape) : null; // [B, in]
         if (conditioned != null) _condProj!.Forward(condition!, conditioned, residual: sample); // [B, in]
         using var hidden = _linear1.Forward(conditioned ?? sample); // [B, Temb]
         Activations.Apply(ActivationKind.Silu, hidden.Data, hidden.Data, hidden.Length); // [B, Temb]

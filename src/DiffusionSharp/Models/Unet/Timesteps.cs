@@ -23,7 +23,7 @@ public sealed class Timesteps(int numChannels, bool flipSinToCos, float downscal
         foreach (float t in timesteps)
             if (!float.IsFinite(t)) throw new ArgumentException($"Timestep {t} is not a finite number.", nameof(timesteps));
         int half = NumChannels / 2;
-        var emb = new Tensor(timesteps.Length, NumChannels); // [B, dim]
+        var emb = Tensor.Create(timesteps.Length, NumChannels); // [B, dim]
         var values = emb.Span;
         for (int b = 0; b < timesteps.Length; b++)
         {

@@ -57,7 +57,7 @@ public sealed unsafe class Transformer2DModel : Module
     /// <summary>hiddenStates [B, H, W, C], encoderHiddenStates [B, Tctx, Cctx] -> [B, H, W, C], a new tensor.</summary>
     public Tensor Forward(Tensor hiddenStates, Tensor encoderHiddenStates)
     {
-        var output = new Tensor(hiddenStates.Shape); // [B, H, W, C]
+        var output = Tensor.Create(hiddenStates.Shape); // [B, H, W, C]
         try
         {
             Forward(hiddenStates, encoderHiddenStates, output);
@@ -91,7 +91,7 @@ public sealed unsafe class Transformer2DModel : Module
         using var input = action == BlockAction.Record && output.Data == hiddenStates.Data ? hiddenStates.Clone() : null; // [B, H, W, C]
         int b = hiddenStates.Shape[0], tokens = hiddenStates.Shape[1] * hiddenStates.Shape[2];
         using (var normed = _norm.Forward(hiddenStates)) // [B, H, W, C]
-        using (var sequence = new Tensor(b, tokens, Channels)) // [B, H*W, C]
+        using (var sequence = Tensor.Create(b, tokens, Channels)) // [B, H*W, C]
         {
             using (var normedTokens = normed.Reshape(b, tokens, Channels)) // [B, H*W, C] view
                 _projIn.Forward(normedTokens, sequence); // [B, H*W, C]

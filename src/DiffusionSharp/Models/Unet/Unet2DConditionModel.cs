@@ -1,3 +1,4 @@
+using System.Buffers;
 using DiffusionSharp.Models.Configs;
 using DiffusionSharp.Nn;
 using DiffusionSharp.Tensors;
@@ -22,11 +23,19 @@ public sealed unsafe class Unet2DConditionModel : Module
     private readonly GroupNorm _convNormOut;
     private readonly Conv2d _convOut;
     private readonly HookedBlock[] _hookedBlocks;
+    private readonly int _skipCount;
 
     public UnetConfig Config { get; }
     public IReadOnlyList<DownBlock2D> DownBlocks => _downBlocks;
     public UNetMidBlock2DCrossAttn MidBlock => _midBlock;
     public IReadOnlyList<UpBlock2D> UpBlocks => _upBlocks;
+
+    /// <summary>
+    /// The activation arena of <see cref="Forward"/>: every tensor of a step, the output included, comes from it, so that
+    /// from the second step at a resolution a step allocates no managed memory and no native buffer. It is sized by the
+    /// first step at a resolution, dropped when the resolution changes and freed with the model.
+    /// </summary>
+    public TensorPool ActivationPool { get; } = new();
 
     /// <summary>Every ResNet and transformer block, in execution order: what an <see cref="IBlockHook"/> sees.</summary>
     public IReadOnlyList<HookedBlock> HookedBlocks => _hookedBlocks;
@@ -61,6 +70,7 @@ public sealed unsafe class Unet2DConditionModel : Module
             _convNormOut = Add(GroupNorm.Load(scope.Push("conv_norm_out"), config.NormNumGroups, channels[0], config.NormEps));
             _convOut = Add(Conv2d.Load(scope.Push("conv_out"), channels[0], config.OutChannels, kernelSize: 3, padding: 1));
             _hookedBlocks = ListHookedBlocks();
+            _skipCount = 1 + _downBlocks.Sum(b => b.OutputCount);
         }
         catch
         {
@@ -116,6 +126,7 @@ public sealed unsafe class Unet2DConditionModel : Module
         IBlockHook? hook = null)
     {
         CheckInputs(sample, timesteps, encoderHiddenStates, guidanceScale);
+        using var arena = ActivationPool.Install([sample.Shape[0], sample.Shape[1], sample.Shape[2], encoderHiddenStates.Shape[1]]);
 
         // 1. time
         Tensor emb;
@@ -124,8 +135,9 @@ public sealed unsafe class Unet2DConditionModel : Module
             emb = _timeEmbedding.Forward(tEmb, condition); // [B, Temb]
         using var _ = emb;
 
-        // 2. pre-process
-        var skips = new List<Tensor>();
+        // 2. pre-process; the skips stack holds every down-path state until its up block consumes it.
+        var skips = ArrayPool<Tensor>.Shared.Rent(_skipCount);
+        int count = 0;
         try
         {
             if (Config.CenterInputSample)
@@ -133,26 +145,30 @@ public sealed unsafe class Unet2DConditionModel : Module
                 using var centered = sample.Clone(); // [B, H, W, Cin]
                 var values = centered.Span;
                 for (int i = 0; i < values.Length; i++) values[i] = 2f * values[i] - 1f;
-                skips.Add(_convIn.Forward(centered)); // [B, H, W, C0]
+                skips[count++] = _convIn.Forward(centered); // [B, H, W, C0]
             }
             else
             {
-                skips.Add(_convIn.Forward(sample)); // [B, H, W, C0]
+                skips[count++] = _convIn.Forward(sample); // [B, H, W, C0]
             }
 
             // 3. down
-            foreach (var block in _downBlocks) skips.AddRange(block.Forward(skips[^1], emb, encoderHiddenStates, hook)); // [B, h, w, Ci] each
+            foreach (var block in _downBlocks)
+            {
+                block.Forward(skips[count - 1], emb, encoderHiddenStates, skips.AsSpan(count, block.OutputCount), hook); // [B, h, w, Ci] each
+                count += block.OutputCount;
+            }
 
             // 4. mid
-            var hidden = _midBlock.Forward(skips[^1], emb, encoderHiddenStates, hook); // [B, h, w, Clast]
+            var hidden = _midBlock.Forward(skips[count - 1], emb, encoderHiddenStates, hook); // [B, h, w, Clast]
 
             // 5. up
             for (int i = 0; i < _upBlocks.Length; i++)
             {
                 var block = _upBlocks[i];
-                var blockSkips = skips.GetRange(skips.Count - block.SkipCount, block.SkipCount);
-                skips.RemoveRange(skips.Count - block.SkipCount, block.SkipCount);
-                (int, int)? upsampleSize = skips.Count > 0 ? (skips[^1].Shape[1], skips[^1].Shape[2]) : null;
+                count -= block.SkipCount;
+                var blockSkips = skips.AsSpan(count, block.SkipCount);
+                (int, int)? upsampleSize = count > 0 ? (skips[count - 1].Shape[1], skips[count - 1].Shape[2]) : null;
                 Tensor next;
                 try
                 {
@@ -162,6 +178,7 @@ public sealed unsafe class Unet2DConditionModel : Module
                 {
                     hidden.Dispose();
                     foreach (var t in blockSkips) t.Dispose();
+                    blockSkips.Clear();
                 }
                 hidden = next;
             }
@@ -175,9 +192,12 @@ public sealed unsafe class Unet2DConditionModel : Module
         }
         finally
         {
-            foreach (var t in skips) t.Dispose();
+            for (int i = 0; i < count; i++) skips[i].Dispose();
+            ArrayPool<Tensor>.Shared.Return(skips, clearArray: true);
         }
     }
+
+    protected override void DisposeOwned() => ActivationPool.Dispose();
 
     private void CheckInputs(Tensor sample, ReadOnlySpan<float> timesteps, Tensor encoderHiddenStates, ReadOnlySpan<float> guidanceScale)
     {

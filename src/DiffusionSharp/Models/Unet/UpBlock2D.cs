@@ -57,22 +57,22 @@ public unsafe class UpBlock2D : Module
     /// <paramref name="upsampleSize"/> (default 2H x 2W) when the block has an upsampler; a new tensor.
     /// <paramref name="hook"/> sees every resnet and transformer (<see cref="IBlockHook"/>).
     /// </summary>
-    public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> skips, Tensor temb, Tensor encoderHiddenStates,
+    public Tensor Forward(Tensor hiddenStates, ReadOnlySpan<Tensor> skips, Tensor temb, Tensor encoderHiddenStates,
         (int Height, int Width)? upsampleSize = null, IBlockHook? hook = null)
     {
-        if (skips.Count != SkipCount)
-            throw new ArgumentException($"This up block takes {SkipCount} skip tensors, got {skips.Count}.", nameof(skips));
+        if (skips.Length != SkipCount)
+            throw new ArgumentException($"This up block takes {SkipCount} skip tensors, got {skips.Length}.", nameof(skips));
         Tensor? hidden = null;
         try
         {
             for (int j = 0; j < _resnets.Length; j++)
             {
                 var input = hidden ?? hiddenStates;
-                var skip = skips[skips.Count - 1 - j]; // [B, H, W, Cskip]
+                var skip = skips[skips.Length - 1 - j]; // [B, H, W, Cskip]
                 if (skip.Rank != 4 || input.Rank != 4 || skip.Shape[0] != input.Shape[0] || skip.Shape[1] != input.Shape[1] || skip.Shape[2] != input.Shape[2])
                     throw new ArgumentException($"Up block: skip {skip} does not match hidden states {input}.", nameof(skips));
                 int b = input.Shape[0], h = input.Shape[1], w = input.Shape[2], ci = input.Shape[3], cs = skip.Shape[3];
-                using (var concatenated = new Tensor(b, h, w, ci + cs)) // [B, H, W, Cin + Cskip]
+                using (var concatenated = Tensor.Create(b, h, w, ci + cs)) // [B, H, W, Cin + Cskip]
                 {
                     TensorOps.ConcatChannels(input.Data, ci, skip.Data, cs, (long)b * h * w, concatenated.Data); // [B, H, W, Cin + Cskip]
                     var next = _resnets[j].Forward(concatenated, temb, hook); // [B, H, W, Cout]

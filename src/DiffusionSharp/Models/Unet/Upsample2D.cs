@@ -30,7 +30,7 @@ public sealed unsafe class Upsample2D : Module
         int b = x.Shape[0], h = x.Shape[1], w = x.Shape[2];
         var (ho, wo) = outputSize ?? (2 * h, 2 * w);
         if (ho < 1 || wo < 1) throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, "Upsample2D output size must be positive.");
-        using var upsampled = new Tensor(b, ho, wo, Channels); // [B, Ho, Wo, C]
+        using var upsampled = Tensor.Create(b, ho, wo, Channels); // [B, Ho, Wo, C]
         if (ho == 2 * h && wo == 2 * w) TensorOps.UpsampleNearest2x(x.Data, b, h, w, Channels, upsampled.Data); // [B, 2H, 2W, C]
         else ResizeNearest(x, upsampled); // [B, Ho, Wo, C]
         return _conv.Forward(upsampled); // [B, Ho, Wo, C]

@@ -50,7 +50,7 @@ public class AutoencoderKLTests
     public void Encode_without_encoder_is_refused()
     {
         using var vae = Load(TinyModelFixtures.Sd15, loadEncoder: false);
-        using var image = new Tensors.Tensor(1, 16, 16, 3);
+        using var image = new DiffusionSharp.Tensors.Tensor(1, 16, 16, 3);
         Assert.Throws<InvalidOperationException>(() => vae.Encode(image));
     }
 
