@@ -126,12 +126,12 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
         float cfg = (float)settings.CfgScale;
         float guidanceInput = (float)(settings.CfgScale - Model.Defaults.GuidanceEmbeddingOffset);
         int calls = 0;
+        int batch = twoPasses ? 2 : 1;
+        using var sample = new Tensor(batch, h, w, c);                                  // [B, h, w, C]: the UNet input of every call
         void ModelFunction(ReadOnlySpan<float> scaledInput, double timestep, Span<float> output)
         {
             cache?.BeginEvaluation(calls);
             calls++;
-            int batch = twoPasses ? 2 : 1;
-            using var sample = new Tensor(batch, h, w, c);                              // [B, h, w, C]
             for (int b = 0; b < batch; b++) scaledInput.CopyTo(sample.Span.Slice(b * n, n));
             Span<float> t = stackalloc float[batch];
             t.Fill((float)timestep);
