@@ -59,6 +59,7 @@ public sealed class TextToImagePipeline(StableDiffusionModel model)
             var denoised = clock.Elapsed;
             cancellationToken.ThrowIfCancellationRequested();   // cancelled during the last step: skip the decode
             progress?.Report(new GenerationProgress(k, request.BatchCount, GenerationStage.Decoding, settings.Steps, settings.Steps, clock.Elapsed));
+            Model.Unet.ActivationPool.Trim();   // the UNet's arena and the decode's activations never take memory at once
             var image = Decode(latent);
             var decoded = clock.Elapsed;
             var cacheStatistics = session?.Statistics;

@@ -21,6 +21,10 @@ public sealed unsafe class Tensor : IDisposable
     /// <summary>The pool this object returns to on <see cref="Dispose"/>; null for a tensor made outside any pool.</summary>
     private readonly TensorPool? _pool;
 
+    /// <summary>For a rented tensor of a pool: the layout (a slab's, or the one being planned) that has its block, and where.</summary>
+    internal FirstFitPlacement? Placement;
+    internal long PlacementOffset;
+
     /// <summary>The extent of each dimension, outermost first.</summary>
     public int[] Shape { get; }
 
@@ -166,6 +170,8 @@ public sealed unsafe class Tensor : IDisposable
 
     ~Tensor()
     {
-        if (_data != null && _owns) NativeMemory.AlignedFree(_data);
+        if (_data == null || !_owns) return;
+        if (_pool != null) _pool.Return(this, keepObject: false); // its memory may be a place in the pool's slab
+        else NativeMemory.AlignedFree(_data);
     }
 }

@@ -15,7 +15,7 @@ namespace DiffusionSharp.Tests.Pipeline;
 [Collection(AllocationCollection.Name)]
 public class PipelineAllocationTests(TinyPipelineModels models) : IClassFixture<TinyPipelineModels>
 {
-    private const int Steps = 8;
+    private const int Steps = 10;
 
     /// <summary>The process's allocated bytes at the end of each denoising step of the first image.</summary>
     private sealed class StepBytes : IProgress<GenerationProgress>
