@@ -59,7 +59,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         K = k;
         Precision = precision;
         nuint count = (nuint)PanelCount * PanelWidth * (nuint)k;
-        _data = NativeMemory.AlignedAlloc(count * (nuint)precision.ElementSize(), 64);
+        _data = NativeBuffers.Allocate((long)count * precision.ElementSize());
         fixed (float* source = weight)
         {
             var args = new PackArgs
@@ -141,13 +141,13 @@ public sealed unsafe class PackedMatrix : IDisposable
 
     public void Dispose()
     {
-        if (_data != null) NativeMemory.AlignedFree(_data);
+        NativeBuffers.Free(_data);
         _data = null;
         GC.SuppressFinalize(this);
     }
 
     ~PackedMatrix()
     {
-        if (_data != null) NativeMemory.AlignedFree(_data);
+        NativeBuffers.Free(_data);
     }
 }
