@@ -89,10 +89,10 @@ public sealed unsafe class PackedMatrix : IDisposable
     /// <summary>
     /// Fills panel <paramref name="panel"/>: K rows of PanelWidth lanes; column kk of output row o is read from
     /// (ky, kx, ci) = (kk / (kw*Cin), kk / Cin % kw, kk % Cin) of filter o (for a plain matrix kh = kw = 1, Cin = K,
-    /// so that is just W[o, kk]). Lanes past N are zero. It goes 16 columns at a time: the destination of such a block
-    /// is 16 x 16 consecutive values (1 KiB, in L1), filled lane by lane from each source row's run of up to 16
-    /// columns (contiguous for a matrix, Kh·Kw apart for a filter), so every source cache line is read once instead
-    /// of once per lane — a column at a time from 16 rows made SD 1.5's load spend most of its time here.
+    /// so that is just W[o, kk]). Lanes past N are zero. It goes PanelWidth columns at a time: the destination of such a
+    /// block is PanelWidth x PanelWidth consecutive values (4 KiB, in L1), filled lane by lane from each source row's run
+    /// of up to PanelWidth columns (contiguous for a matrix, kh·kw apart for a filter), so every source cache line is
+    /// read once instead of once per lane, as a column at a time across all the panel's rows did.
     /// </summary>
     private static void PackPanel(void* context, int panel)
     {
