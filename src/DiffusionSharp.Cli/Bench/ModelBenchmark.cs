@@ -23,6 +23,8 @@ public sealed record ModelBenchOptions
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Timed runs of the text encoder and of the UNet step, each after one warm-up run.</summary>
     public int Repeats { get; init; } = 3;
+    /// <summary>Also run one more UNet step under <see cref="OpProfiler"/> and report where its time went.</summary>
+    public bool Profile { get; init; }
 }
 
 /// <summary>
@@ -77,6 +79,11 @@ public sealed record ModelBenchmark
     /// median seconds of each, for a ratio a busy machine skews as little as possible. Null without a quantized UNet.
     /// </summary>
     public (double Fp32, double Quantized)? StepComparison { get; init; }
+
+    /// <summary>With <see cref="ModelBenchOptions.Profile"/>: the mean wall time of <see cref="Repeats"/> more UNet steps run
+    /// under the op profiler and their operations per step, largest time first (what is not in them — elementwise passes,
+    /// copies, the glue between layers — is the step minus their sum).</summary>
+    public (double Seconds, IReadOnlyList<OpTotals> Ops)? StepProfile { get; init; }
 
     public double? QuantizedSpeedup => StepComparison is { } c ? c.Fp32 / c.Quantized : null;
 
@@ -134,7 +141,8 @@ public sealed record ModelBenchmark
 
         log.WriteLine(BenchFormat.Invariant($"timing one UNet step at {settings.Width}x{settings.Height} (batch {batch})"));
         using var context = model.TextEncoder.Forward(ids, batch);                                 // [B, 77, C]
-        var (stepSeconds, stepAllocated) = TimeUnetStep(model, context, batch, lh, lw, (float)(settings.CfgScale - model.Defaults.GuidanceEmbeddingOffset), options.Repeats);
+        var (stepSeconds, stepAllocated, profile) = TimeUnetStep(model, context, batch, lh, lw,
+            (float)(settings.CfgScale - model.Defaults.GuidanceEmbeddingOffset), options.Repeats, options.Profile);
         cancellationToken.ThrowIfCancellationRequested();
 
         log.WriteLine($"running the pipeline: {settings.Steps} step{(settings.Steps == 1 ? "" : "s")} and the VAE decode");
@@ -169,6 +177,7 @@ public sealed record ModelBenchmark
             LoadedRssBytes = loadedRss,
             PeakRssBytes = ProcessMemory.PeakResidentBytes(),
             StepAllocatedBytes = stepAllocated,
+            StepProfile = profile,
         };
     }
 
@@ -181,9 +190,10 @@ public sealed record ModelBenchmark
         return ids;
     }
 
-    /// <summary>Median seconds of one UNet evaluation after a warm-up, and the fewest managed bytes one of them allocated.</summary>
-    private static (double Seconds, long AllocatedBytes) TimeUnetStep(StableDiffusionModel model, Tensor context, int batch, int lh, int lw,
-        float guidanceInput, int repeats)
+    /// <summary>Median seconds of one UNet evaluation after a warm-up, the fewest managed bytes one of them allocated, and
+    /// (when <paramref name="profile"/>) <paramref name="repeats"/> more evaluations under the op profiler, per step.</summary>
+    private static (double Seconds, long AllocatedBytes, (double, IReadOnlyList<OpTotals>)? Profile) TimeUnetStep(StableDiffusionModel model,
+        Tensor context, int batch, int lh, int lw, float guidanceInput, int repeats, bool profile)
     {
         int channels = model.Unet.Config.InChannels;
         using var sample = new Tensor(batch, lh, lw, channels);                                   // [B, h, w, C]
@@ -199,7 +209,21 @@ public sealed record ModelBenchmark
             model.Unet.Forward(sample, timesteps, context, guidance).Dispose();               // [B, h, w, C]
             fewest = Math.Min(fewest, GC.GetTotalAllocatedBytes(precise: true) - before);
         });
-        return (Timing.Median(seconds), fewest);
+        if (!profile) return (Timing.Median(seconds), fewest, null);
+        OpProfiler.Begin();
+        long start = Stopwatch.GetTimestamp();
+        IReadOnlyList<OpTotals> ops;
+        try
+        {
+            for (int r = 0; r < repeats; r++) model.Unet.Forward(sample, timesteps, context, guidance).Dispose(); // [B, h, w, C]
+        }
+        finally
+        {
+            ops = OpProfiler.End();
+        }
+        double total = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var perStep = ops.Select(op => op with { Calls = op.Calls / repeats, Time = op.Time / repeats, MultiplyAccumulates = op.MultiplyAccumulates / repeats }).ToList();
+        return (Timing.Median(seconds), fewest, (total / repeats, perStep));
     }
 
     /// <summary>Median seconds of the fp32 and the quantized UNet step, timed alternately (one warm-up each).</summary>
@@ -261,6 +285,18 @@ public sealed record ModelBenchmark
         json["loaded_rss_bytes"] = LoadedRssBytes;
         json["peak_rss_bytes"] = PeakRssBytes;
         json["step_allocated_bytes"] = StepAllocatedBytes;
+        if (StepProfile is { } p)
+        {
+            json["profile_step_seconds"] = BenchFormat.Round(p.Seconds);
+            var ops = new JsonArray();
+            foreach (var op in p.Ops)
+                ops.Add(new JsonObject
+                {
+                    ["kind"] = op.Shape.Kind, ["m"] = op.Shape.M, ["n"] = op.Shape.N, ["k"] = op.Shape.K, ["calls"] = op.Calls,
+                    ["seconds"] = BenchFormat.Round(op.Time.TotalSeconds), ["multiply_accumulates"] = op.MultiplyAccumulates,
+                });
+            json["profile"] = ops;
+        }
         if (StepComparison is { } c)
         {
             json["fp32_unet_step_seconds"] = BenchFormat.Round(c.Fp32);
@@ -293,6 +329,39 @@ public sealed record ModelBenchmark
         if (StepComparison is { } c)
             o.WriteLine(Row("quantized vs fp32 step", BenchFormat.Invariant($"{c.Fp32 / c.Quantized:0.00}x"),
                 $"fp32 {BenchFormat.Seconds(c.Fp32)}, quantized {BenchFormat.Seconds(c.Quantized)}: medians of alternating runs in this process"));
+        if (StepProfile is { } p) WriteProfile(o, p.Seconds, p.Ops);
+    }
+
+    /// <summary>The profiled step by kind of operation, then its costliest shapes (GFLOP/s count 2 per multiply-add;
+    /// the FMA-peak fraction only for fp32 kinds; Winograd rows count the direct convolution's FLOPs).</summary>
+    private void WriteProfile(TextWriter o, double stepSeconds, IReadOnlyList<OpTotals> ops)
+    {
+        double fma = Machine.Ceilings.FmaGflops;
+        string Rate(string kind, long macs, TimeSpan time)
+        {
+            if (macs == 0) return "";
+            double gflops = 2.0 * macs / time.TotalSeconds / 1e9;
+            bool integer = kind.Contains("w4a4") || kind.Contains("w8a8");
+            return integer ? BenchFormat.Invariant($"{gflops,7:0} GOP/s") : BenchFormat.Invariant($"{gflops,7:0} GFLOP/s  {gflops / fma,5:P0} of peak");
+        }
+        o.WriteLine();
+        o.WriteLine(BenchFormat.Invariant($"profile of {Repeats} more UNet step{(Repeats == 1 ? "" : "s")}, per step: {BenchFormat.Seconds(stepSeconds)}"));
+        o.WriteLine($"{"kind",-24} {"calls",6} {"time",10} {"share",6}   rate");
+        foreach (var kind in ops.GroupBy(op => op.Shape.Kind)
+                     .Select(g => (Kind: g.Key, Calls: g.Sum(x => x.Calls), Time: TimeSpan.FromTicks(g.Sum(x => x.Time.Ticks)), Macs: g.Sum(x => x.MultiplyAccumulates)))
+                     .OrderByDescending(k => k.Time))
+            o.WriteLine(BenchFormat.Invariant(
+                $"{kind.Kind,-24} {kind.Calls,6} {BenchFormat.Seconds(kind.Time.TotalSeconds),10} {kind.Time.TotalSeconds / stepSeconds,6:P0}   {Rate(kind.Kind, kind.Macs, kind.Time)}"));
+        double other = stepSeconds - ops.Sum(op => op.Time.TotalSeconds);
+        o.WriteLine(BenchFormat.Invariant($"{"other (elementwise, copies)",-24} {"",6} {BenchFormat.Seconds(Math.Max(0, other)),10} {Math.Max(0, other) / stepSeconds,6:P0}"));
+        o.WriteLine();
+        o.WriteLine($"{"costliest shapes (M x N x K)",-44} {"calls",6} {"time",10} {"share",6}   rate");
+        foreach (var op in ops.Take(20))
+        {
+            string shape = op.Shape.K > 0 ? $"{op.Shape.M}x{op.Shape.N}x{op.Shape.K}" : $"{op.Shape.M}x{op.Shape.N}";
+            o.WriteLine(BenchFormat.Invariant(
+                $"{op.Shape.Kind + " " + shape,-44} {op.Calls,6} {BenchFormat.Seconds(op.Time.TotalSeconds),10} {op.Time.TotalSeconds / stepSeconds,6:P0}   {Rate(op.Shape.Kind, op.MultiplyAccumulates, op.Time)}"));
+        }
     }
 
     private sealed class LogProgress(TextWriter log) : IProgress<string>

@@ -31,12 +31,16 @@ public static class BenchCommand
         var modelConfig = new Option<string?>("--model-config") { Description = "A diffusers folder with config.json files for a single file of non-standard shape." };
         var quant = new Option<string?>("--quant") { Description = "A quantized UNet file (diffusion quantize) to time instead of the model's own UNet." };
         var precision = GenerateCommand.PrecisionOption();
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "Also run --repeats more UNet steps under a profiler: time and GFLOP/s per kind of operation (linear, convolution, attention, norms) and its costliest shapes.",
+        };
 
         var command = new Command("bench",
             "Time a model: load, text encoder, one UNet step (GFLOP/s and % of the measured FMA peak), a denoising loop, " +
             "VAE decode, peak memory and managed allocations per step. 'bench ops' times the kernels, 'bench peak' the machine.")
         {
-            threads, json, verbose, model, width, height, steps, repeats, modelConfig, quant, precision,
+            threads, json, verbose, model, width, height, steps, repeats, modelConfig, quant, precision, profile,
             CreatePeak(output, error, threads, json, verbose),
             CreateOps(output, error, threads, json, verbose),
             CreateFusions(output, error, threads, json, verbose),
@@ -55,6 +59,7 @@ public static class BenchCommand
                 Steps = parse.GetValue(steps),
                 Threads = ThreadCount(parse.GetValue(threads)),
                 Repeats = parse.GetValue(repeats),
+                Profile = parse.GetValue(profile),
             };
             var progress = new ConsoleProgress(error, interactive: !Console.IsErrorRedirected);
             ModelBenchmark result;

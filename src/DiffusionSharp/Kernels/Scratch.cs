@@ -24,11 +24,11 @@ internal static unsafe class Scratch
         int i = (int)slot;
         if (b.Sizes[i] < bytes)
         {
-            if (b.Pointers[i] != null) NativeMemory.AlignedFree(b.Pointers[i]);
+            NativeBuffers.Free(b.Pointers[i]);
             b.Pointers[i] = null;
             b.Sizes[i] = 0;
             long size = (bytes + 4095) & ~4095L;
-            b.Pointers[i] = NativeMemory.AlignedAlloc((nuint)size, 64);
+            b.Pointers[i] = NativeBuffers.Allocate(size);
             b.Sizes[i] = size;
         }
         return b.Pointers[i];
@@ -42,7 +42,7 @@ internal static unsafe class Scratch
         ~Buffers()
         {
             foreach (void* p in Pointers)
-                if (p != null) NativeMemory.AlignedFree(p);
+                NativeBuffers.Free(p);
         }
     }
 }

@@ -1,3 +1,4 @@
+using DiffusionSharp.Diagnostics;
 using DiffusionSharp.Kernels;
 using DiffusionSharp.Kernels.Conv;
 using DiffusionSharp.Kernels.Elementwise;
@@ -18,6 +19,7 @@ namespace DiffusionSharp.Nn;
 public sealed unsafe class Conv2d : Module, IConvolution
 {
     private readonly float[]? _bias;
+    private readonly string _directKind, _winogradKind, _quantizedKind;
 
     /// <summary>The layer's key in the checkpoint (its scope, e.g. <c>down_blocks.0.resnets.0.conv1</c>).</summary>
     public string Key { get; }
@@ -46,6 +48,8 @@ public sealed unsafe class Conv2d : Module, IConvolution
         Key = scope.LayerKey;
         _bias = bias ? scope.Require("bias", outChannels) : null;
         Quantized = scope.Quantized?.Bind(Key, inChannels, outChannels, kernelSize);
+        string name = $"conv{kernelSize}x{kernelSize}" + (stride > 1 ? $"/{stride}" : "");
+        (_directKind, _winogradKind, _quantizedKind) = (name, name + " winograd", name + " " + (Quantized?.Format ?? "fp32"));
         if (Quantized == null)
             Weights = scope.WithWeight("weight", [outChannels, inChannels, kernelSize, kernelSize],
                 w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize, scope.Precision));
@@ -95,6 +99,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
         if (imageBias != null && !imageBias.ShapeEquals(g.Batch, OutChannels))
             throw new ArgumentException($"Conv2d {InChannels}->{OutChannels}: per-image bias {imageBias} must be [{g.Batch}, {OutChannels}].", nameof(imageBias));
         ActivationObserver.Current?.ObserveConvolution(this, x.Data, g);
+        long profile = OpProfiler.Start();
         float* res = residual != null ? residual.Data : null;
         float* image = imageBias != null ? imageBias.Data : null;
         long pixels = g.OutHeight * g.OutWidth;
@@ -118,6 +123,9 @@ public sealed unsafe class Conv2d : Module, IConvolution
                 Product(x.Data, g, bias, output.Data, res, image);                           // [B, Ho, Wo, Cout]
             }
         }
+        if (profile != 0)
+            OpProfiler.Stop(profile, Quantized != null ? _quantizedKind : Conv2dKernel.PrefersWinograd(g) ? _winogradKind : _directKind,
+                g.OutputPixels, OutChannels, g.PatchSize, g.OutputPixels * OutChannels * g.PatchSize);
     }
 
     /// <summary>y = conv(x) (+ bias) (+ imageBias) (+ residual) through the layer's kernel (the quantized one takes no image bias).</summary>

@@ -1,3 +1,4 @@
+using DiffusionSharp.Diagnostics;
 using DiffusionSharp.Kernels;
 using DiffusionSharp.Kernels.Norm;
 using DiffusionSharp.Tensors;
@@ -55,6 +56,7 @@ public sealed unsafe class GroupNorm : Module
             throw new ArgumentException($"GroupNorm: output {output} does not match input {x}.", nameof(output));
         int batch = x.Shape[0];
         int spatial = checked((int)(x.Length / ((long)batch * Channels)));
+        long profile = OpProfiler.Start();
         fixed (float* gamma = _weight, beta = _bias)
         {
             if (silu && !Fusions.IsOn(Fusion.GroupNormSilu))
@@ -67,6 +69,7 @@ public sealed unsafe class GroupNorm : Module
                 GroupNormKernel.Forward(x.Data, batch, spatial, Channels, Groups, Eps, gamma, beta, output.Data, silu); // [B, ..., C]
             }
         }
+        OpProfiler.Stop(profile, silu ? "groupnorm+silu" : "groupnorm", (long)batch * spatial, Channels, 0, 0);
     }
 
     protected override long OwnParameterCount => 2L * Channels;

@@ -1,3 +1,4 @@
+using DiffusionSharp.Diagnostics;
 using DiffusionSharp.Kernels.Norm;
 using DiffusionSharp.Tensors;
 
@@ -46,8 +47,10 @@ public sealed unsafe class LayerNorm : Module
         if (!output.ShapeEquals(x.Shape))
             throw new ArgumentException($"LayerNorm: output {output} does not match input {x}.", nameof(output));
         int rows = checked((int)(x.Length / Channels));
+        long profile = OpProfiler.Start();
         fixed (float* gamma = _weight, beta = _bias)
             LayerNormKernel.Forward(x.Data, rows, Channels, Eps, gamma, beta, output.Data); // [..., C]
+        OpProfiler.Stop(profile, "layernorm", rows, Channels, 0, 0);
     }
 
     protected override long OwnParameterCount => 2L * Channels;

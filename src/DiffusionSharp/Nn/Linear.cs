@@ -1,3 +1,4 @@
+using DiffusionSharp.Diagnostics;
 using DiffusionSharp.Kernels;
 using DiffusionSharp.Kernels.Elementwise;
 using DiffusionSharp.Kernels.Gemm;
@@ -27,6 +28,8 @@ public sealed unsafe class Linear : Module
     /// <summary>The quantized weight; null when the layer runs in fp32.</summary>
     public QuantizedMatrix? Quantized { get; }
 
+    private readonly string _profileKind;
+
     public bool HasBias => _bias != null;
 
     /// <summary>The bias [out] (empty without one).</summary>
@@ -49,6 +52,7 @@ public sealed unsafe class Linear : Module
         OutFeatures = outFeatures;
         Weight = weight;
         Quantized = quantized;
+        _profileKind = quantized != null ? "linear " + quantized.Format : "linear";
         _bias = bias;
         GateBlockWidth = gateBlockWidth;
     }
@@ -114,8 +118,10 @@ public sealed unsafe class Linear : Module
         if (Rows(output, OutFeatures / 2, "output") != rows)
             throw new ArgumentException($"Linear {InFeatures}->{OutFeatures} gated: output {output} does not match input {x}.", nameof(output));
         ActivationObserver.Current?.ObserveLinear(this, x.Data, rows);
+        long profile = OpProfiler.Start();
         fixed (float* bias = _bias)
             GemmKernel.LinearGated(x.Data, InFeatures, rows, Weight!, bias, gate, output.Data, OutFeatures / 2); // [..., inner]
+        OpProfiler.Stop(profile, "linear gated", rows, OutFeatures, InFeatures, (long)rows * OutFeatures * InFeatures);
     }
 
     /// <summary>x [..., in] -> [..., out] (a new tensor; the caller disposes it).</summary>
@@ -150,6 +156,7 @@ public sealed unsafe class Linear : Module
         if (imageBias != null && (imageBias.Rank != 2 || imageBias.Shape[1] != OutFeatures || imageBias.Shape[0] <= 0 || rows % imageBias.Shape[0] != 0))
             throw new ArgumentException($"Linear {InFeatures}->{OutFeatures}: per-image bias {imageBias} must be [images, {OutFeatures}] with the {rows} rows split evenly.", nameof(imageBias));
         ActivationObserver.Current?.ObserveLinear(this, x.Data, rows);
+        long profile = OpProfiler.Start();
         float* res = residual != null ? residual.Data : null;
         float* image = imageBias != null ? imageBias.Data : null;
         int imageRows = imageBias != null ? rows / imageBias.Shape[0] : 0;
@@ -173,6 +180,7 @@ public sealed unsafe class Linear : Module
                 Product(x, rows, bias, output.Data, res, image, imageRows);                  // [..., out]
             }
         }
+        OpProfiler.Stop(profile, _profileKind, rows, OutFeatures, InFeatures, (long)rows * OutFeatures * InFeatures);
     }
 
     /// <summary>y = x · Wᵀ (+ bias) (+ imageBias) (+ residual) through the layer's kernel (the quantized one takes no image bias).</summary>

@@ -64,6 +64,36 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void Profile_accounts_for_the_step_s_multiply_accumulates_by_kind_and_shape()
+    {
+        string folder = TinyModelFixtures.ModelFolder(TinyModelFixtures.Sd15);
+        var (code, stdout, stderr) = Run("bench", "-m", folder, "--steps", "1", "-r", "2", "-t", "1", "--profile", "--json");
+
+        Assert.True(code == ExitCodes.Success, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var json = doc.RootElement;
+        var ops = json.GetProperty("profile").EnumerateArray().ToArray();
+        var kinds = ops.Select(op => op.GetProperty("kind").GetString()!).ToHashSet();
+        foreach (string kind in new[] { "linear", "conv3x3", "attention", "groupnorm+silu", "layernorm" }) Assert.Contains(kind, kinds);
+        foreach (var op in ops)
+        {
+            Assert.True(op.GetProperty("calls").GetInt32() > 0);
+            Assert.True(op.GetProperty("m").GetInt32() > 0 && op.GetProperty("n").GetInt32() > 0);
+            Assert.True(op.GetProperty("seconds").GetDouble() >= 0);
+        }
+        // Every multiply-add of the model's FLOP count is in exactly one profiled operation (per step, batch 2).
+        long macs = ops.Sum(op => op.GetProperty("multiply_accumulates").GetInt64());
+        Assert.Equal(json.GetProperty("unet_flops_per_step").GetInt64(), 2 * macs);
+        double profiled = ops.Sum(op => op.GetProperty("seconds").GetDouble());
+        Assert.True(profiled <= json.GetProperty("profile_step_seconds").GetDouble() * 1.01 + 1e-4);
+
+        (code, stdout, stderr) = Run("bench", "-m", folder, "--steps", "1", "-r", "1", "-t", "1", "--profile");
+        Assert.True(code == ExitCodes.Success, stderr);
+        Assert.Contains("profile of 1 more UNet step, per step:", stdout);
+        Assert.Contains("costliest shapes (M x N x K)", stdout);
+    }
+
+    [Fact]
     public void Model_benchmark_reports_the_weight_precision()
     {
         string folder = TinyModelFixtures.ModelFolder(TinyModelFixtures.Mobile);

@@ -20,6 +20,41 @@ public unsafe class GemmKernelTests
     private static double Atol(int k) => 1e-6 * Math.Max(16, k);
 
     [Theory]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(17, 5, 3, 3)]
+    [InlineData(33, 20, 3, 3)]
+    [InlineData(16, 32, 1, 1)]
+    [InlineData(40, 48, 1, 3)]
+    [InlineData(3, 100, 2, 2)]
+    public void Packing_places_every_filter_value_at_its_panel_lane_and_zeroes_the_padding(int outChannels, int inChannels, int kh, int kw)
+    {
+        int k = kh * kw * inChannels;
+        var w = new float[outChannels * k];
+        for (int i = 0; i < w.Length; i++) w[i] = i + 1;                     // distinct, non-zero: a misplaced value shows
+        foreach (var precision in new[] { WeightPrecision.Float32, WeightPrecision.Float16 })
+        {
+            using var packed = PackedMatrix.FromConvolution(w, outChannels, inChannels, kh, kw, precision);
+            for (int o = 0; o < outChannels; o++)
+            for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++)
+            for (int ci = 0; ci < inChannels; ci++)
+            {
+                float expected = w[((o * inChannels + ci) * kh + ky) * kw + kx];   // PyTorch [out, in, kh, kw]
+                if (precision != WeightPrecision.Float32) expected = (float)(Half)expected;
+                Assert.Equal(expected, packed[o, (ky * kw + kx) * inChannels + ci]);
+            }
+            int panels = (outChannels + PackedMatrix.PanelWidth - 1) / PackedMatrix.PanelWidth;
+            for (int kk = 0; kk < k; kk++)
+            for (int lane = outChannels % PackedMatrix.PanelWidth; lane > 0 && lane < PackedMatrix.PanelWidth; lane++)
+            {
+                long index = (long)(panels - 1) * PackedMatrix.PanelWidth * k + (long)kk * PackedMatrix.PanelWidth + lane;
+                float padding = precision == WeightPrecision.Float32 ? ((float*)packed.Storage)[index] : (float)BitConverter.UInt16BitsToHalf(((ushort*)packed.Storage)[index]);
+                Assert.Equal(0f, padding);
+            }
+        }
+    }
+
+    [Theory]
     [MemberData(nameof(IsaData), MemberType = typeof(KernelTestData))]
     public void Linear_matches_reference_over_shape_sweep(KernelIsa isa)
     {

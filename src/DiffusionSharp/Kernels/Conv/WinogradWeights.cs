@@ -54,7 +54,7 @@ public sealed unsafe partial class WinogradWeights : IDisposable
         CheckFilters(weights);
         OutChannels = weights.OutChannels;
         InChannels = weights.InChannels;
-        _data = (float*)NativeMemory.AlignedAlloc((nuint)ByteSize, 64);
+        _data = (float*)NativeBuffers.Allocate(ByteSize);
         if (reference) TransformReference(weights, _data);
         else Transform(weights, _data);
     }
@@ -108,13 +108,13 @@ public sealed unsafe partial class WinogradWeights : IDisposable
 
     public void Dispose()
     {
-        if (_data != null) NativeMemory.AlignedFree(_data);
+        NativeBuffers.Free(_data);
         _data = null;
         GC.SuppressFinalize(this);
     }
 
     ~WinogradWeights()
     {
-        if (_data != null) NativeMemory.AlignedFree(_data);
+        NativeBuffers.Free(_data);
     }
 }

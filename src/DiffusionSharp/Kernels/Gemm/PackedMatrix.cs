@@ -59,7 +59,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         K = k;
         Precision = precision;
         nuint count = (nuint)PanelCount * PanelWidth * (nuint)k;
-        _data = NativeMemory.AlignedAlloc(count * (nuint)precision.ElementSize(), 64);
+        _data = NativeBuffers.Allocate((long)count * precision.ElementSize());
         fixed (float* source = weight)
         {
             var args = new PackArgs
@@ -87,37 +87,41 @@ public sealed unsafe class PackedMatrix : IDisposable
     }
 
     /// <summary>
-    /// Fills panel <paramref name="panel"/>: K rows of PanelWidth lanes, written sequentially; column kk of output
-    /// row o is read from (ky, kx, ci) = (kk / (kw*Cin), kk / Cin % kw, kk % Cin) of filter o (for a plain matrix
-    /// kh = kw = 1, Cin = K, so that is just W[o, kk]). Lanes past N are zero.
+    /// Fills panel <paramref name="panel"/>: K rows of PanelWidth lanes; column kk of output row o is read from
+    /// (ky, kx, ci) = (kk / (kw*Cin), kk / Cin % kw, kk % Cin) of filter o (for a plain matrix kh = kw = 1, Cin = K,
+    /// so that is just W[o, kk]). Lanes past N are zero. It goes PanelWidth columns at a time: the destination of such a
+    /// block is PanelWidth x PanelWidth consecutive values (4 KiB, in L1), filled lane by lane from each source row's run
+    /// of up to PanelWidth columns (contiguous for a matrix, kh·kw apart for a filter), so every source cache line is
+    /// read once instead of once per lane, as a column at a time across all the panel's rows did.
     /// </summary>
     private static void PackPanel(void* context, int panel)
     {
         ref PackArgs a = ref System.Runtime.CompilerServices.Unsafe.AsRef<PackArgs>(context);
         int o0 = panel * PanelWidth, lanes = Math.Min(PanelWidth, a.N - o0);
-        long filterSize = (long)a.InChannels * a.KernelHeight * a.KernelWidth;
-        float* row = stackalloc float[PanelWidth];
+        int taps = a.KernelHeight * a.KernelWidth;
+        long filterSize = (long)a.InChannels * taps;
+        float* block = stackalloc float[PanelWidth * PanelWidth];
         long panelOffset = (long)panel * PanelWidth * a.K;
-        int kk = 0;
-        for (int ky = 0; ky < a.KernelHeight; ky++)
-        for (int kx = 0; kx < a.KernelWidth; kx++)
+        for (int tap = 0; tap < taps; tap++)
+        for (int ci0 = 0; ci0 < a.InChannels; ci0 += PanelWidth)
         {
-            long tap = (long)ky * a.KernelWidth + kx;
-            for (int ci = 0; ci < a.InChannels; ci++, kk++)
+            int columns = Math.Min(PanelWidth, a.InChannels - ci0);
+            if (lanes < PanelWidth || columns < PanelWidth) new Span<float>(block, PanelWidth * PanelWidth).Clear();
+            for (int lane = 0; lane < lanes; lane++)
             {
-                float* src = a.Source + (long)o0 * filterSize + (long)ci * a.KernelHeight * a.KernelWidth + tap;
-                int lane = 0;
-                for (; lane < lanes; lane++) row[lane] = src[lane * filterSize];
-                for (; lane < PanelWidth; lane++) row[lane] = 0f;
-                long offset = panelOffset + (long)kk * PanelWidth;
-                if (a.Precision == WeightPrecision.Float32)
-                {
-                    new ReadOnlySpan<float>(row, PanelWidth).CopyTo(new Span<float>((float*)a.Destination + offset, PanelWidth));
-                    continue;
-                }
-                ushort* narrow = (ushort*)a.Destination + offset;
-                for (lane = 0; lane < PanelWidth; lane++) narrow[lane] = WeightConversion.Narrow(row[lane], a.Precision);
+                float* src = a.Source + (o0 + lane) * filterSize + (long)ci0 * taps + tap;
+                for (int j = 0; j < columns; j++) block[j * PanelWidth + lane] = src[(long)j * taps];
             }
+            int kk = tap * a.InChannels + ci0;
+            long offset = panelOffset + (long)kk * PanelWidth;
+            int count = columns * PanelWidth;
+            if (a.Precision == WeightPrecision.Float32)
+            {
+                new ReadOnlySpan<float>(block, count).CopyTo(new Span<float>((float*)a.Destination + offset, count));
+                continue;
+            }
+            ushort* narrow = (ushort*)a.Destination + offset;
+            for (int i = 0; i < count; i++) narrow[i] = WeightConversion.Narrow(block[i], a.Precision);
         }
     }
 
@@ -137,13 +141,13 @@ public sealed unsafe class PackedMatrix : IDisposable
 
     public void Dispose()
     {
-        if (_data != null) NativeMemory.AlignedFree(_data);
+        NativeBuffers.Free(_data);
         _data = null;
         GC.SuppressFinalize(this);
     }
 
     ~PackedMatrix()
     {
-        if (_data != null) NativeMemory.AlignedFree(_data);
+        NativeBuffers.Free(_data);
     }
 }

@@ -94,9 +94,16 @@ internal static unsafe class ActivationQuantizer
             {
                 int r = i0 + i;
                 float* xh = smoothed + (long)i * a.PaddedK;
-                Smooth(rows.Row(row0 + r, gather), ref a, xh);
-                if (a.Vectorized) CodesAvx512(ref a, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups);
-                else CodesScalar(ref a, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups);
+                float* x = rows.Row(row0 + r, gather);
+                if (a.Vectorized)
+                {
+                    SmoothedCodesAvx512(ref a, x, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups);
+                }
+                else
+                {
+                    Smooth(x, ref a, xh);
+                    CodesScalar(ref a, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups);
+                }
             }
             if (lora == null) continue;
             if (a.Vectorized) LowRankAvx512(ref a, smoothed, n, lora + (long)i0 * a.PaddedRank);
@@ -157,6 +164,7 @@ internal static unsafe class ActivationQuantizer
     }
 
     /// <summary>The group's scale and the multiplier that maps its values to codes (0 for an all-zero or non-finite group).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float GroupScale(float amax, int qmax, out float inverse)
     {
         if (amax < MinMagnitude || !float.IsFinite(amax))
@@ -170,6 +178,89 @@ internal static unsafe class ActivationQuantizer
 
     private static int Code(float v, float inverse, int qmax)
         => inverse == 0f ? 0 : Math.Clamp((int)MathF.Round(v * inverse, MidpointRounding.ToEven), -qmax, qmax);
+
+    /// <summary>
+    /// One pass per group for the vectorized path: x̂ = x · (1/λ) is written to <paramref name="xh"/> (the low-rank
+    /// branch reads it) while the group's largest magnitude is taken, then the codes come from the group just written,
+    /// still in L1. Groups that run past K are built by <see cref="Smooth"/> first (zeros past K). The fp32 operations
+    /// per value are those of <see cref="CodesScalar"/>, so the codes, scales and corrections are the same bit for bit.
+    /// A group with a NaN or an infinity gets scale NaN and zero codes: <c>vmaxps</c> does not propagate NaN, so a
+    /// separate FMA-by-zero accumulator (NaN for any non-finite value) is tested once per group by one compare.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SmoothedCodesAvx512(ref Args a, float* x, float* xh, sbyte* q, float* s, int* corr)
+    {
+        if (a.GroupSize % 16 != 0)
+        {
+            Smooth(x, ref a, xh);
+            CodesAvx512(ref a, xh, q, s, corr);
+            return;
+        }
+        int gs = a.GroupSize, groups = a.Groups, qmax = a.ActivationMax;
+        int fullGroups = a.K / gs;
+        float* inv = a.InvSmooth;
+        var hi = Vector512.Create(qmax);
+        var lo = Vector512.Create(-qmax);
+        for (int g = 0; g < groups; g++)
+        {
+            int k0 = g * gs;
+            float* src = x + k0, dst = xh + k0;
+            bool smoothing = inv != null;
+            if (g >= fullGroups)
+            {
+                // The group K falls in, and any past it: smoothed and zero-padded once, then read as already smoothed.
+                if (g == fullGroups) SmoothTail(x, ref a, xh, k0);
+                src = dst;
+                smoothing = false;
+            }
+            var m = Vector512<float>.Zero;
+            var nonFinite = Vector512<float>.Zero;
+            for (int i = 0; i < gs; i += 16)
+            {
+                var v = Vector512.Load(src + i);
+                if (smoothing) v *= Vector512.Load(inv + k0 + i);
+                v.Store(dst + i);
+                m = Avx512F.Max(m, Vector512.Abs(v));
+                nonFinite = Vector512.FusedMultiplyAdd(v, Vector512<float>.Zero, nonFinite);
+            }
+            float amax = Vector512.EqualsAll(nonFinite, Vector512<float>.Zero) ? MaxLane(m) : float.NaN;
+            s[g] = GroupScale(amax, qmax, out float inverse);
+            sbyte* qg = q + k0;
+            if (inverse == 0f)
+            {
+                corr[g] = 0;
+                new Span<sbyte>(qg, gs).Clear();
+                continue;
+            }
+            var scale = Vector512.Create(inverse);
+            var sum = Vector512<int>.Zero;
+            for (int i = 0; i < gs; i += 16)
+            {
+                var c = Vector512.Min(Vector512.Max(Avx512F.ConvertToVector512Int32(Vector512.Load(dst + i) * scale), lo), hi);
+                Avx512F.ConvertToVector128SByteWithSaturation(c).Store(qg + i);
+                sum += c;
+            }
+            corr[g] = a.WeightOffset * Vector512.Sum(sum);
+        }
+    }
+
+    /// <summary>x̂ for inputs [k0, K) into <paramref name="xh"/>, zeros from K to PaddedK.</summary>
+    private static void SmoothTail(float* x, ref Args a, float* xh, int k0)
+    {
+        float* inv = a.InvSmooth;
+        for (int i = k0; i < a.K; i++) xh[i] = inv != null ? x[i] * inv[i] : x[i];
+        new Span<float>(xh + a.K, a.PaddedK - a.K).Clear();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float MaxLane(Vector512<float> m)
+    {
+        var h = Avx.Max(m.GetLower(), m.GetUpper());
+        var m4 = Sse.Max(h.GetLower(), h.GetUpper());
+        m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
+        m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_10_11_00_01));
+        return m4.ToScalar();
+    }
 
     /// <summary>
     /// Three passes over the row's groups, each free of dependencies between groups so they overlap in the core:

@@ -254,15 +254,15 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
 
     private static int RoundUp(int value, int multiple) => checked((value + multiple - 1) / multiple * multiple);
 
-    private static void* Alloc(long bytes) => NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
+    private static void* Alloc(long bytes) => NativeBuffers.Allocate(Math.Max(bytes, 64));
 
     protected override void Free()
     {
-        if (_weights != null) NativeMemory.AlignedFree(_weights);
-        if (_scales != null) NativeMemory.AlignedFree(_scales);
-        if (_invSmooth != null) NativeMemory.AlignedFree(_invSmooth);
-        if (_down != null) NativeMemory.AlignedFree(_down);
-        if (_up != null) NativeMemory.AlignedFree(_up);
+        NativeBuffers.Free(_weights);
+        NativeBuffers.Free(_scales);
+        NativeBuffers.Free(_invSmooth);
+        NativeBuffers.Free(_down);
+        NativeBuffers.Free(_up);
         _weights = null;
         _scales = null;
         _invSmooth = null;

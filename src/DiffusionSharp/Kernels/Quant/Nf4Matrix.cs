@@ -45,8 +45,8 @@ public sealed unsafe class Nf4Matrix : QuantizedMatrix
             if (c > 15) throw new ArgumentException($"An NF4 code is {c}, outside 0..15.", nameof(codes));
         foreach (float s in absmax)
             if (!(s >= 0) || !float.IsFinite(s)) throw new ArgumentException($"An NF4 absmax is {s}; it must be finite and not negative.", nameof(absmax));
-        _codes = (byte*)NativeMemory.AlignedAlloc((nuint)((long)n * RowBytes), 64);
-        _absmax = (float*)NativeMemory.AlignedAlloc((nuint)((long)n * Groups * sizeof(float)), 64);
+        _codes = (byte*)NativeBuffers.Allocate((long)n * RowBytes);
+        _absmax = (float*)NativeBuffers.Allocate((long)n * Groups * sizeof(float));
         new Span<byte>(_codes, n * RowBytes).Clear();
         for (int o = 0; o < n; o++)
         for (int i = 0; i < k; i++)
@@ -128,8 +128,8 @@ public sealed unsafe class Nf4Matrix : QuantizedMatrix
 
     protected override void Free()
     {
-        if (_codes != null) NativeMemory.AlignedFree(_codes);
-        if (_absmax != null) NativeMemory.AlignedFree(_absmax);
+        NativeBuffers.Free(_codes);
+        NativeBuffers.Free(_absmax);
         _codes = null;
         _absmax = null;
     }

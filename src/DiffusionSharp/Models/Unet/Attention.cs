@@ -1,3 +1,4 @@
+using DiffusionSharp.Diagnostics;
 using DiffusionSharp.Kernels.Attention;
 using DiffusionSharp.Nn;
 using DiffusionSharp.Tensors;
@@ -90,7 +91,9 @@ public sealed unsafe class Attention : Module
         using var attended = Tensor.Create(batch, tq, inner); // [B, Tq, inner]
         var v = value ?? key;
         var ops = new AttentionOperands(query.Data, inner, key.Data, inner, v.Data, inner, attended.Data, inner);
+        long profile = OpProfiler.Start();
         AttentionKernel.Forward(ops, batch, Heads, tq, tk, HeadDim, 1f / MathF.Sqrt(HeadDim), Activation, causal: false); // [B, Tq, inner]
+        OpProfiler.Stop(profile, "attention", (long)batch * Heads * tq, tk, HeadDim, 2L * batch * Heads * tq * tk * HeadDim);
         _toOut.Forward(attended, output, residual); // [B, Tq, C]
     }
 

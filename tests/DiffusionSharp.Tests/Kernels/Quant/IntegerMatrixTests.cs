@@ -72,6 +72,8 @@ public unsafe class IntegerMatrixTests
     [InlineData(4, 64, 0, false)]
     [InlineData(4, 32, 32, true)]
     [InlineData(4, 128, 7, true)]
+    [InlineData(4, 16, 0, true)]
+    [InlineData(4, 256, 32, false)]
     [InlineData(8, 0, 0, false)]
     public void Vector_quantizer_makes_the_reference_codes_and_scales_exactly(int bits, int group, int rank, bool smooth)
     {
@@ -80,6 +82,9 @@ public unsafe class IntegerMatrixTests
         var x = Uniform(m * k, 12, 3f);
         x[5] = 0f;
         for (int i = 2 * k; i < 3 * k; i++) x[i] = 0f;    // an all-zero row
+        x[4 * k + 3] = float.NaN;                          // non-finite values: their group's scale is NaN, its codes 0
+        x[6 * k + k - 1] = float.PositiveInfinity;         // (in the last, partial group)
+        x[8 * k + 70] = float.NegativeInfinity;
         var vector = new QuantizedActivations(m, w);
         var codes = new sbyte[m * w.PaddedK];
         var scales = new float[m * w.Groups];
@@ -104,12 +109,16 @@ public unsafe class IntegerMatrixTests
                     for (int i = 0; i < w.GroupSize; i++) sum += refCodes[g * w.GroupSize + i];
                     Assert.Equal(w.WeightOffset * sum, vector.Corrections[r * w.Groups + g]);
                 }
+                bool finite = x.AsSpan(r * k, k).ToArray().All(float.IsFinite);
                 for (int j = 0; j < w.Rank; j++)
-                    Assert.True(Math.Abs(lowRank[r * w.PaddedRank + j] - refLowRank[j]) <= 1e-5 * (1 + Math.Abs(refLowRank[j])), $"row {r} rank {j}");
+                    Assert.True(finite ? Math.Abs(lowRank[r * w.PaddedRank + j] - refLowRank[j]) <= 1e-5 * (1 + Math.Abs(refLowRank[j]))
+                        : !float.IsFinite(lowRank[r * w.PaddedRank + j]), $"row {r} rank {j}");
             }
         }
         Assert.All(codes, c => Assert.InRange(c, -w.ActivationMax, w.ActivationMax));
         Assert.Equal(0f, scales[2 * w.Groups]);
+        Assert.Contains(scales.AsSpan(4 * w.Groups, w.Groups).ToArray(), float.IsNaN);
+        Assert.Contains(scales.AsSpan(6 * w.Groups, w.Groups).ToArray(), float.IsNaN);
     }
 
     private static readonly int[] Ms = [1, 3, 4, 5, 9, 33, 70];
