@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using DiffusionSharp.Kernels;
 
 namespace DiffusionSharp.Tensors;
 
@@ -236,7 +237,7 @@ public sealed unsafe class TensorPool : IDisposable
 
     private Slab CreateSlab(long bytes, int blocks)
     {
-        var data = (float*)NativeMemory.AlignedAlloc((nuint)bytes, Tensor.Alignment);
+        var data = (float*)NativeBuffers.Allocate(bytes);   // huge pages where it is large: its first touch is the costly part
         if (bytes > 1 << 20) GC.AddMemoryPressure(bytes);
         BuffersAllocated++;
         HeldBytes += bytes;
@@ -246,7 +247,7 @@ public sealed unsafe class TensorPool : IDisposable
 
     private void FreeSlab(Slab slab)
     {
-        NativeMemory.AlignedFree(slab.Data);
+        NativeBuffers.Free(slab.Data);
         if (slab.Bytes > 1 << 20) GC.RemoveMemoryPressure(slab.Bytes);
         HeldBytes -= slab.Bytes;
     }
