@@ -109,4 +109,35 @@ public class UnetAllocationTests
             Assert.Equal(expected, output.ToArray());
         }
     }
+
+    /// <summary>Forward calls may run concurrently (<see cref="DiffusionSharp.Nn.Module"/>): two threads at two resolutions
+    /// share the arena, each trimming it for its own workload, and still compute what one thread computes alone.</summary>
+    [Fact]
+    public void Concurrent_steps_at_two_resolutions_share_the_arena_safely()
+    {
+        using var unet = Unet2DConditionModelTests.Load(TinyModelFixtures.Sd15);
+        var config = unet.Config;
+        using var contextPair = RandomTensor(2, 2, 7, config.CrossAttentionDim);        // [2, 7, Cctx]
+        var samples = new[] { RandomTensor(1, 2, 8, 8, config.InChannels), RandomTensor(3, 2, 5, 9, config.InChannels) };
+        try
+        {
+            var expected = samples.Select(s => { using var o = unet.Forward(s, [999f, 10f], contextPair); return o.ToArray(); }).ToArray();
+            var results = new float[2][][];
+            Parallel.For(0, 2, k =>
+            {
+                results[k] = new float[6][];
+                for (int step = 0; step < 6; step++)
+                {
+                    using var output = unet.Forward(samples[k], [999f, 10f], contextPair);
+                    results[k][step] = output.ToArray();
+                }
+            });
+            for (int k = 0; k < 2; k++)
+                foreach (var r in results[k]) Assert.Equal(expected[k], r);
+        }
+        finally
+        {
+            foreach (var s in samples) s.Dispose();
+        }
+    }
 }
