@@ -237,8 +237,9 @@ public sealed unsafe class TensorPool : IDisposable
 
     private Slab CreateSlab(long bytes, int blocks)
     {
-        var data = (float*)NativeBuffers.Allocate(bytes);   // huge pages where it is large: its first touch is the costly part
-        if (bytes > 1 << 20) GC.AddMemoryPressure(bytes);
+        // Huge pages where it is large: its first touch is the costly part. No GC memory pressure: the slab is freed by
+        // Trim or Dispose, never by a collection, so pressure would only start gen2 collections during the next steps.
+        var data = (float*)NativeBuffers.Allocate(bytes);
         BuffersAllocated++;
         HeldBytes += bytes;
         PeakHeldBytes = Math.Max(PeakHeldBytes, HeldBytes);
@@ -248,7 +249,6 @@ public sealed unsafe class TensorPool : IDisposable
     private void FreeSlab(Slab slab)
     {
         NativeBuffers.Free(slab.Data);
-        if (slab.Bytes > 1 << 20) GC.RemoveMemoryPressure(slab.Bytes);
         HeldBytes -= slab.Bytes;
     }
 
