@@ -82,12 +82,6 @@ public sealed unsafe class Tensor : IDisposable
         return owned;
     }
 
-    /// <summary>Whether this object belongs to <paramref name="pool"/>.</summary>
-    internal bool IsFrom(TensorPool pool) => _pool == pool;
-
-    /// <summary>Whether the tensor has been disposed (or returned to its pool).</summary>
-    internal bool IsDisposed => _data == null;
-
     /// <summary>A tensor over memory owned by someone else (an arena, a pinned array). Disposing it frees nothing.</summary>
     public static Tensor View(float* data, params ReadOnlySpan<int> shape) => new(data, shape.ToArray(), owns: false);
 
