@@ -33,7 +33,7 @@ public static class BenchCommand
         var precision = GenerateCommand.PrecisionOption();
         var profile = new Option<bool>("--profile")
         {
-            Description = "Also run --repeats more UNet steps under a profiler: time and GFLOP/s per kind of operation (linear, convolution, attention, norms) and its costliest shapes.",
+            Description = "Also run as many more UNet steps as the timed repeats under a profiler: time and GFLOP/s per kind of operation (linear, convolution, attention, norms) and its costliest shapes.",
         };
 
         var command = new Command("bench",
