@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using DiffusionSharp.Kernels;
 
 namespace DiffusionSharp.Tensors;
 
@@ -39,7 +40,7 @@ public sealed unsafe class Tensor : IDisposable
         Shape = shape.ToArray();
         Length = ElementCount(Shape);
         nuint bytes = (nuint)Math.Max(1, Length) * sizeof(float);
-        _data = (float*)NativeMemory.AlignedAlloc(bytes, Alignment);
+        _data = (float*)NativeBuffers.Allocate((long)bytes);
         NativeMemory.Clear(_data, bytes);
         _owns = true;
         if (bytes > 1 << 20) GC.AddMemoryPressure((long)bytes);
@@ -154,7 +155,7 @@ public sealed unsafe class Tensor : IDisposable
         }
         if (_data != null && _owns)
         {
-            NativeMemory.AlignedFree(_data);
+            NativeBuffers.Free(_data);
             long bytes = Math.Max(1, Length) * sizeof(float);
             if (bytes > 1 << 20) GC.RemoveMemoryPressure(bytes);
         }
@@ -166,6 +167,6 @@ public sealed unsafe class Tensor : IDisposable
     {
         if (_data == null || !_owns) return;
         if (_pool != null) _pool.Return(this, keepObject: false); // its memory may be a place in the pool's slab
-        else NativeMemory.AlignedFree(_data);
+        else NativeBuffers.Free(_data);
     }
 }

@@ -269,7 +269,7 @@ public sealed unsafe class TensorPool : IDisposable
             return (float*)free;
         }
         long bytes = ByteCount(length);
-        var buffer = (float*)NativeMemory.AlignedAlloc((nuint)bytes, Tensor.Alignment);
+        var buffer = (float*)NativeBuffers.Allocate(bytes);
         if (bytes > 1 << 20) GC.AddMemoryPressure(bytes);
         BuffersAllocated++;
         HeldBytes += bytes;
@@ -280,7 +280,7 @@ public sealed unsafe class TensorPool : IDisposable
     private void Free(float* buffer, long length)
     {
         long bytes = ByteCount(length);
-        NativeMemory.AlignedFree(buffer);
+        NativeBuffers.Free(buffer);
         if (bytes > 1 << 20) GC.RemoveMemoryPressure(bytes);
         HeldBytes -= bytes;
     }
