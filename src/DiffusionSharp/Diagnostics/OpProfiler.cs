@@ -14,51 +14,43 @@ public sealed record OpTotals(OpShape Shape, int Calls, TimeSpan Time, long Mult
 
 /// <summary>
 /// Wall time per operation kind and shape, for finding where a UNet step goes (<c>diffusion bench --profile</c>).
-/// Off by default: then every hook is one static read and no allocation. Layers call <see cref="Start"/> before their
-/// kernel and <see cref="Stop"/> after it, on the thread that runs the model (the kernels' own workers are inside the
-/// measured span). Not for nested spans of the same call: each hook times one kernel call.
+/// Recording is per thread: <see cref="Begin"/> starts it on the calling thread, and only layers called on that thread
+/// are recorded (a model runs its layers on the thread that calls it; the kernels' own workers are inside the measured
+/// spans), so models running on other threads at the same time do not mix in. Off, every hook is one thread-static
+/// read and no allocation. Layers call <see cref="Start"/> before their kernel and <see cref="Stop"/> after it; each
+/// hook times one kernel call (not for nested spans of the same call).
 /// </summary>
 public static class OpProfiler
 {
-    private static readonly Lock s_lock = new();
-    private static readonly Dictionary<OpShape, (int Calls, long Ticks, long Macs)> s_totals = [];
-    private static volatile bool s_enabled;
+    [ThreadStatic] private static Dictionary<OpShape, (int Calls, long Ticks, long Macs)>? t_totals;
 
-    public static bool Enabled => s_enabled;
+    /// <summary>Whether the calling thread is recording.</summary>
+    public static bool Enabled => t_totals != null;
 
-    /// <summary>Clears what was recorded and starts recording.</summary>
-    public static void Begin()
-    {
-        lock (s_lock) s_totals.Clear();
-        s_enabled = true;
-    }
+    /// <summary>Clears what the calling thread recorded and starts recording on it.</summary>
+    public static void Begin() => t_totals = [];
 
-    /// <summary>Stops recording and returns the totals, largest time first.</summary>
+    /// <summary>Stops recording on the calling thread and returns its totals, largest time first (empty if it was not recording).</summary>
     public static IReadOnlyList<OpTotals> End()
     {
-        s_enabled = false;
-        lock (s_lock)
-        {
-            var list = s_totals.Select(e => new OpTotals(e.Key, e.Value.Calls, Stopwatch.GetElapsedTime(0, e.Value.Ticks), e.Value.Macs))
-                .OrderByDescending(t => t.Time).ToList();
-            s_totals.Clear();
-            return list;
-        }
+        var totals = t_totals;
+        t_totals = null;
+        if (totals == null) return [];
+        return totals.Select(e => new OpTotals(e.Key, e.Value.Calls, Stopwatch.GetElapsedTime(0, e.Value.Ticks), e.Value.Macs))
+            .OrderByDescending(t => t.Time).ToList();
     }
 
-    /// <summary>A timestamp when recording, else 0.</summary>
-    public static long Start() => s_enabled ? Stopwatch.GetTimestamp() : 0;
+    /// <summary>A timestamp when the calling thread is recording, else 0.</summary>
+    public static long Start() => t_totals != null ? Stopwatch.GetTimestamp() : 0;
 
     /// <summary>Adds the span since <paramref name="start"/> (from <see cref="Start"/>; 0 = not recording) to the shape's totals.</summary>
     public static void Stop(long start, string kind, long m, long n, long k, long multiplyAccumulates)
     {
-        if (start == 0 || !s_enabled) return;
+        var totals = t_totals;
+        if (start == 0 || totals == null) return;
         long ticks = Stopwatch.GetTimestamp() - start;
         var key = new OpShape(kind, (int)Math.Min(m, int.MaxValue), (int)Math.Min(n, int.MaxValue), (int)Math.Min(k, int.MaxValue));
-        lock (s_lock)
-        {
-            s_totals.TryGetValue(key, out var t);
-            s_totals[key] = (t.Calls + 1, t.Ticks + ticks, t.Macs + multiplyAccumulates);
-        }
+        totals.TryGetValue(key, out var t);
+        totals[key] = (t.Calls + 1, t.Ticks + ticks, t.Macs + multiplyAccumulates);
     }
 }
