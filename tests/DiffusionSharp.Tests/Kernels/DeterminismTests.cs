@@ -58,11 +58,12 @@ public unsafe class DeterminismTests
         using var w = new ConvolutionWeights(Uniform(33 * 40 * 9, 6), 33, 40, 3, 3);
         var dg = new Conv2dGeometry(1, 20, 20, 40, 40, 3, 3, 2, 2, 1, 1, 1, 1);
         var filters = DepthwiseConv2dKernel.PackFilters(Uniform(40 * 9, 7), 40, 3, 3);
-        fixed (float* px = x, pb = bias, pf = filters)
+        var depthwiseBias = Uniform(40, 8);   // its own: the 33-channel conv's bias is too short for 40 channels
+        fixed (float* px = x, pb = bias, pf = filters, pdb = depthwiseBias)
         {
-            float* cx = px, cb = pb, cf = pf;
+            float* cx = px, cb = pb, cf = pf, cdb = pdb;
             AssertSameOnAnyThreadCount((int)g.OutputPixels * 33, y => Conv2dKernel.Forward(cx, g, w, cb, y), "conv 3x3");
-            AssertSameOnAnyThreadCount((int)dg.OutputPixels * 40, y => DepthwiseConv2dKernel.Forward(cx, dg, cf, cb, y), "depthwise");
+            AssertSameOnAnyThreadCount((int)dg.OutputPixels * 40, y => DepthwiseConv2dKernel.Forward(cx, dg, cf, cdb, y), "depthwise");
         }
     }
 
