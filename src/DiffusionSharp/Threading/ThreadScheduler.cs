@@ -50,6 +50,16 @@ public sealed unsafe class ThreadScheduler : IDisposable
     private Exception? _failure;
     private volatile bool _disposed;
 
+    /// <summary>
+    /// Test seam: called by <see cref="For"/> for worker part p right after raising its ticket and before claiming its
+    /// sleep flag — the window in which a preempted caller once released a worker that had already run the call.
+    /// Null outside tests.
+    /// </summary>
+    internal Action<int>? AfterTicketRaised;
+
+    /// <summary>Whether worker part <paramref name="part"/> (1-based) has flagged itself asleep (tests).</summary>
+    internal bool WorkerSleeping(int part) => _workers[part - 1].Sleeping;
+
     /// <summary>Threads that take part in a <see cref="For"/> call, the calling thread included.</summary>
     public int ThreadCount { get; }
 
@@ -268,8 +278,11 @@ public sealed unsafe class ThreadScheduler : IDisposable
         public void Wake()
         {
             Interlocked.Increment(ref _ticket);
+            _owner.AfterTicketRaised?.Invoke(_part);
             if (Interlocked.Exchange(ref _sleeping, 0) == 1) _wake.Release();
         }
+
+        public bool Sleeping => Volatile.Read(ref _sleeping) == 1;
 
         private bool HasWork() => Volatile.Read(ref _ticket) != _seenTicket;
 

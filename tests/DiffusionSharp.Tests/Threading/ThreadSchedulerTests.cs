@@ -50,6 +50,46 @@ public unsafe class ThreadSchedulerTests
         }
     }
 
+    /// <summary>
+    /// The interleaving behind the host crashes of 2026-11-22: the caller is held between raising a worker's ticket and
+    /// claiming its sleep flag while the worker, still spinning from the last call, sees the ticket, runs the call and
+    /// flags itself asleep; the caller's claim then succeeds and releases a worker that has nothing to do. That worker
+    /// must go back to waiting. Running the call again (the bug) runs index 1 twice and leaves the call's count of
+    /// pending workers below zero, so the call never returns: the call runs on its own thread with a time limit.
+    /// </summary>
+    [Fact]
+    public void A_worker_released_after_it_already_ran_the_call_does_not_run_it_again()
+    {
+        using var scheduler = new ThreadScheduler(2, TimeSpan.FromMilliseconds(200));
+        var hits = new int[2];
+        var ids = new int[2];
+        fixed (int* h = hits, t = ids)
+        {
+            var c = new Counts { Hits = h, Threads = t };
+            nint hitsAddress = (nint)h, countsAddress = (nint)(&c);
+            scheduler.For(2, &CountHit, &c);                       // the worker now spins, watching for the next call
+            Array.Clear(hits);
+            int held = 0;
+            scheduler.AfterTicketRaised = part =>
+            {
+                if (Interlocked.Exchange(ref held, 1) != 0) return;
+                var deadline = DateTime.UtcNow.AddSeconds(10);
+                while ((Volatile.Read(ref ((int*)hitsAddress)[1]) == 0 || !scheduler.WorkerSleeping(part)) && DateTime.UtcNow < deadline)
+                    Thread.Sleep(1);
+            };
+            var caller = new Thread(() => scheduler.For(2, &CountHit, (void*)countsAddress));
+            caller.Start();
+            Assert.True(caller.Join(TimeSpan.FromSeconds(30)), "the call did not return");
+            scheduler.AfterTicketRaised = null;
+            Assert.Equal(1, held);
+            Thread.Sleep(400);                                      // time for the stale release to be taken
+            Assert.Equal([1, 1], hits);
+
+            for (int round = 0; round < 20; round++) scheduler.For(2, &CountHit, &c);
+            Assert.Equal([21, 21], hits);
+        }
+    }
+
     [Fact]
     public void Many_back_to_back_calls_with_and_without_spinning_complete()
     {
