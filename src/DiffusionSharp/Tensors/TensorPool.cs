@@ -325,8 +325,6 @@ public sealed unsafe class TensorPool : IDisposable
         public float* Data { get; } = data;
         public long Bytes { get; } = bytes;
         public FirstFitPlacement Placement { get; } = new(bytes, blocks);
-        /// <summary>Bytes of the tensors in it now.</summary>
-        public long RentedBytes { get; set; }
     }
 
     /// <summary>Restores the previously installed pool when disposed.</summary>
