@@ -120,8 +120,7 @@ public sealed unsafe class PackedMatrix : IDisposable
                 new ReadOnlySpan<float>(block, count).CopyTo(new Span<float>((float*)a.Destination + offset, count));
                 continue;
             }
-            ushort* narrow = (ushort*)a.Destination + offset;
-            for (int i = 0; i < count; i++) narrow[i] = WeightConversion.Narrow(block[i], a.Precision);
+            WeightConversion.Narrow(block, count, a.Precision, (ushort*)a.Destination + offset);
         }
     }
 

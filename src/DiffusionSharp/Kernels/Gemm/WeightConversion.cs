@@ -1,7 +1,7 @@
 namespace DiffusionSharp.Kernels.Gemm;
 
 /// <summary>
-/// fp32 &lt;-&gt; 16-bit weight conversion for <see cref="PackedMatrix"/> storage. <see cref="Narrow"/> rounds once, at
+/// fp32 &lt;-&gt; 16-bit weight conversion for <see cref="PackedMatrix"/> storage. <see cref="Narrow(float, WeightPrecision)"/> rounds once, at
 /// packing; <see cref="Widen(ushort*, long, WeightPrecision, float*)"/> is exact (every fp16 and bf16 value is an
 /// fp32 value) and runs inside the GEMM, one panel's K block at a time, so its vector paths must equal the scalar
 /// reference bit for bit (NaNs stay NaN; their payload bits are not promised).
