@@ -173,6 +173,36 @@ public unsafe class WinogradConv2dKernelTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Filters transformed inside the tasks (per panel block and K block) or all at once before them give the
+    /// pre-transformed result bit for bit: several K blocks, a partial last panel, batch 2, 16-bit storage, 1-3 threads.</summary>
+    [Theory]
+    [InlineData(600, 70, WeightPrecision.Float32)]
+    [InlineData(1030, 33, WeightPrecision.Float16)]
+    [InlineData(40, 130, WeightPrecision.BFloat16)]
+    public void Filters_transformed_in_the_tasks_or_at_once_give_the_same_result(int cin, int cout, WeightPrecision precision)
+    {
+        var g = Conv2dGeometry.Same(2, 13, 10, cin, cout, 3);
+        int outN = (int)g.OutputPixels * cout;
+        using var x = GuardedUniform(2 * g.InHeight * g.InWidth * cin, 11);
+        using var bias = GuardedUniform(cout, 12);
+        using var residual = GuardedUniform(outN, 13);
+        using var weights = new ConvolutionWeights(Uniform(cout * cin * 9, 14), cout, cin, 3, 3, precision);
+        using var u = new WinogradWeights(weights);
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var scheduler = new ThreadScheduler(threads);
+            using var scope = scheduler.Use();
+            using var expected = new GuardedBuffer(outN, float.NaN);
+            Conv2dKernel.ForwardWinograd(x.Pointer, g, u, bias.Pointer, expected.Pointer, residual.Pointer, KernelSettings.BestIsa);
+            foreach (bool inTasks in new[] { true, false })
+            {
+                using var y = new GuardedBuffer(outN, float.NaN);
+                Conv2dKernel.ForwardWinograd(x.Pointer, g, weights, bias.Pointer, y.Pointer, residual.Pointer, null, KernelSettings.BestIsa, inTasks);
+                AssertBitwiseEqual(expected.ToArray(), y.ToArray(), $"{cin}->{cout} {precision}, {threads} threads, transformed {(inTasks ? "in the tasks" : "at once")}");
+            }
+        }
+    }
+
     [Fact]
     public void Winograd_residual_may_alias_the_output()
     {

@@ -2,8 +2,8 @@ namespace DiffusionSharp.Kernels.Conv;
 
 public static unsafe partial class Conv2dKernel
 {
-    /// <summary>Output pixels per image from which a layer runs as Winograd: 64x64 (SD's latent at 512x512).</summary>
-    public const int WinogradMinOutputPixels = 64 * 64;
+    /// <summary>Output pixels per image from which a layer runs as Winograd: 32x32 (SD's 32x32 latent level at 512x512).</summary>
+    public const int WinogradMinOutputPixels = 32 * 32;
 
     /// <summary>Fewest input and output channels for Winograd: below this the transforms cost more than the multiplies save.</summary>
     public const int WinogradMinChannels = 8;
@@ -15,12 +15,12 @@ public static unsafe partial class Conv2dKernel
     /// <para>
     /// Measured (one core, CPU time): Winograd is 1.35-3.5x faster than the implicit GEMM at every 3x3 stride-1 shape
     /// from 8x8 to 128x128 and 32 to 1280 channels except 8x8x640 and 8x8x1280 (0.94-1.1); it loses only at the
-    /// few-channel ends (conv_in 4 -> 320: 0.53x, the VAE's 128 -> 3: 0.93x), hence the channel floor. The 64x64 floor
-    /// dates from layers keeping their transformed filters (4x the 3x3 weights); they are now transformed per call into
-    /// one shared scratch, and that transform, which writes 4x the filters each call, costs 3-13 % of the Winograd
-    /// convolution at 64x64 and 21 % at 32x32, 81 % at 16x16 (docs/KERNELS.md). Winograd with it is still 2.1x
-    /// faster at the UNet's 32x32 level, for a scratch of its largest layer (225 MiB); that step is left to the
-    /// memory budget.
+    /// few-channel ends (conv_in 4 -> 320: 0.53x, the VAE's 128 -> 3: 0.93x), hence the channel floor. Per call the
+    /// filters are transformed again, which writes 4x the 3x3 weights: 3-13 % of the Winograd convolution at 64x64, 21 %
+    /// at 32x32, 81 % at 16x16 (docs/KERNELS.md), so 16x16 stays implicit GEMM. The 32x32 level (SD 1.5 at 512x512)
+    /// joined when its layers began transforming inside their tasks (<see cref="TransformsInTasks"/>), which needs a few
+    /// MB of scratch instead of the whole layer's 225 MiB: the fp32 UNet step went from 4.47 to 4.10 s (profiled, 2
+    /// threads), peak RSS with fp16 weights from 3.46 to 3.55 GB (docs/BENCHMARKS.md).
     /// </para>
     /// False under the reference kernels (which run the direct convolution) and when <see cref="KernelSettings.AllowWinograd"/> is off.
     /// </summary>

@@ -54,12 +54,31 @@ public static unsafe partial class Conv2dKernel
     }
 
     internal static void ForwardWinograd(float* x, in Conv2dGeometry g, ConvolutionWeights w, float* bias, float* y, float* residual,
-        float* imageBias, KernelIsa isa)
+        float* imageBias, KernelIsa isa, bool? transformInTasks = null)
     {
+        if (transformInTasks ?? TransformsInTasks(g))
+        {
+            ForwardWinograd(x, g, null, w.Matrix.PanelCount, bias, y, residual, imageBias, isa, w.Matrix.Storage, w.Matrix.Precision);
+            return;
+        }
         float* u = Scratch.Floats(ScratchSlot.WinogradFilters, WinogradWeights.ByteSizeOf(w.OutChannels, w.InChannels) / sizeof(float));
         WinogradWeights.Transform(w, u); // [36][Cout/32][Cin][32]
         ForwardWinograd(x, g, u, w.Matrix.PanelCount, bias, y, residual, imageBias, isa);
     }
+
+    /// <summary>
+    /// Whether a per-call Winograd convolution transforms its filters inside its tasks rather than all at once before
+    /// them: for layers of fewer than 64x64 output pixels per image (the UNet's 32x32 level), whose few tiles make one
+    /// task per panel block over all tiles the natural split, so each task transforms only its own panels, one K block
+    /// at a time, into a few MB of its thread's scratch, and each filter is still transformed once per call. The
+    /// all-at-once transform needs the whole layer's transformed filters in one buffer: 225 MiB for SD 1.5's largest
+    /// 32x32-level layer. Above that size the tiles are many and are split between tasks, which would each repeat the
+    /// transform, so those layers transform all at once (at most ~30 MB at SD 1.5's 64x64 level).
+    /// </summary>
+    internal static bool TransformsInTasks(in Conv2dGeometry g) => (long)g.OutHeight * g.OutWidth < TransformAllAtOnceMinOutputPixels;
+
+    /// <summary>Output pixels per image from which a per-call Winograd layer transforms its filters all at once: 64x64.</summary>
+    private const int TransformAllAtOnceMinOutputPixels = 64 * 64;
 
     /// <summary>
     /// y = conv2d(x, W) + bias (+ imageBias) (+ residual) by Winograd F(4x4, 3x3), W given as filters transformed in
@@ -95,6 +114,9 @@ public static unsafe partial class Conv2dKernel
         public Conv2dGeometry G;
         public int TilesH, TilesW, Tiles, Groups, TileBlocks, PanelCount, PanelBlocks, KBlocks;
         public long UStride;
+        /// <summary>With <see cref="U"/> null: the packed 3x3 filters each task transforms for its own panels.</summary>
+        public void* Filters;
+        public WeightPrecision FilterPrecision;
     }
 
     internal static void ForwardWinograd(float* x, in Conv2dGeometry g, WinogradWeights u, float* bias, float* y, float* residual, KernelIsa isa)
@@ -105,13 +127,13 @@ public static unsafe partial class Conv2dKernel
 
     /// <summary>The kernel over transformed filters <paramref name="u"/>: [36][panelCount][Cin][32].</summary>
     private static void ForwardWinograd(float* x, in Conv2dGeometry g, float* u, int panelCount, float* bias, float* y, float* residual,
-        float* imageBias, KernelIsa isa)
+        float* imageBias, KernelIsa isa, void* filters = null, WeightPrecision filterPrecision = WeightPrecision.Float32)
     {
         var scheduler = ThreadScheduler.Current;
         int threads = scheduler.ThreadCount;
         var p = new WinogradProblem
         {
-            X = x, U = u, Bias = bias, ImageBias = imageBias, Y = y, Residual = residual, G = g,
+            X = x, U = u, Filters = filters, FilterPrecision = filterPrecision, Bias = bias, ImageBias = imageBias, Y = y, Residual = residual, G = g,
             TilesH = (g.OutHeight + 3) / 4, TilesW = (g.OutWidth + 3) / 4,
             PanelCount = panelCount, UStride = (long)panelCount * MicroKernel.Cols * g.InChannels,
             KBlocks = (g.InChannels + MicroKernel.KcMax - 1) / MicroKernel.KcMax,
@@ -120,9 +142,18 @@ public static unsafe partial class Conv2dKernel
         p.Groups = (p.Tiles + MicroKernel.Rows - 1) / MicroKernel.Rows;
         int tileBlocks = (p.Groups + WinogradMaxGroupsPerTask - 1) / WinogradMaxGroupsPerTask, panelBlocks = 1;
         int want = threads == 1 ? 1 : 2 * threads;
-        if (tileBlocks < want) panelBlocks = Math.Min(p.PanelCount, (want + tileBlocks - 1) / tileBlocks);
-        if (tileBlocks * panelBlocks < want) tileBlocks = Math.Min(p.Groups, (want + panelBlocks - 1) / panelBlocks);
-        if (tileBlocks >= threads && tileBlocks % threads != 0) tileBlocks = Math.Min(p.Groups, (tileBlocks + threads - 1) / threads * threads);
+        if (u == null)
+        {
+            // Filters transformed in the tasks: every task takes all tiles, so each panel's filters are transformed once.
+            tileBlocks = 1;
+            panelBlocks = Math.Min(p.PanelCount, want);
+        }
+        else
+        {
+            if (tileBlocks < want) panelBlocks = Math.Min(p.PanelCount, (want + tileBlocks - 1) / tileBlocks);
+            if (tileBlocks * panelBlocks < want) tileBlocks = Math.Min(p.Groups, (want + panelBlocks - 1) / panelBlocks);
+            if (tileBlocks >= threads && tileBlocks % threads != 0) tileBlocks = Math.Min(p.Groups, (tileBlocks + threads - 1) / threads * threads);
+        }
         p.TileBlocks = tileBlocks;
         p.PanelBlocks = panelBlocks;
         void* context = Unsafe.AsPointer(ref p);
@@ -155,6 +186,16 @@ public static unsafe partial class Conv2dKernel
             var (k0, k1) = ThreadScheduler.Partition(cin, p.KBlocks, kb);
             int kc = k1 - k0;
             TransformInput(ref p, t0, tiles, k0, kc, v, vPlane);
+            float* uBlock = null;
+            long uPoint = 0;
+            if (p.U == null)
+            {
+                // This task's panels, channels [k0, k1): [36][p1 - p0][kc][32] in the thread's scratch.
+                uPoint = (long)(p1 - p0) * kc * width;
+                uBlock = Scratch.Floats(ScratchSlot.WinogradFilters, Winograd43.Points * uPoint);
+                for (int panel = p0; panel < p1; panel++)
+                    WinogradWeights.TransformChannels(p.Filters, p.FilterPrecision, cin, panel, k0, k1, uBlock + (long)(panel - p0) * kc * width, uPoint);
+            }
             for (int xi = 0; xi < Winograd43.Points; xi++)
             for (int r = tiles; r < paddedTiles; r++)
                 new Span<float>(v + xi * vPlane + (long)r * MicroKernel.AStride, kc).Clear();
@@ -164,7 +205,9 @@ public static unsafe partial class Conv2dKernel
                 float* mx = m + xi * mPlane;
                 for (int panel = p0; panel < p1; panel++)
                 {
-                    float* b = p.U + xi * p.UStride + ((long)panel * cin + k0) * width;
+                    float* b = p.U != null
+                        ? p.U + xi * p.UStride + ((long)panel * cin + k0) * width
+                        : uBlock + xi * uPoint + (long)(panel - p0) * kc * width;
                     int cols = Math.Min(width, cout - panel * width);
                     float* c = mx + (panel - p0) * width;
                     for (int r0 = 0; r0 < tiles; r0 += MicroKernel.Rows)

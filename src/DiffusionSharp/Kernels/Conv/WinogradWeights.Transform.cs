@@ -57,30 +57,43 @@ public sealed unsafe partial class WinogradWeights
     private static void TransformPanel(void* context, int panel)
     {
         ref TransformArgs a = ref Unsafe.AsRef<TransformArgs>(context);
+        TransformChannels(a.Source, a.Precision, a.InChannels, panel, 0, a.InChannels,
+            a.Destination + (long)panel * a.InChannels * PackedMatrix.PanelWidth, a.MatrixLength);
+    }
+
+    /// <summary>
+    /// Input channels [c0, c1) of one 32-output panel of packed 3x3 filters (<paramref name="source"/>: the layer's
+    /// <c>[panels][9][Cin][32]</c> storage in <paramref name="precision"/>) into rows of the 36 U_ξ: channel c0 + c of U_ξ
+    /// at <c>destination + ξ·<paramref name="pointStride"/> + c·32</c>. Used whole per panel by <see cref="Transform"/>,
+    /// and per K block of a task's own panels by Winograd calls that transform inside their tasks.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void TransformChannels(void* source, WeightPrecision precision, int cin, int panel, int c0, int c1, float* destination, long pointStride)
+    {
         const int width = PackedMatrix.PanelWidth;
-        int cin = a.InChannels, n = Vector<float>.Count;
+        int n = Vector<float>.Count;
         long tapStride = (long)cin * width, panelSource = panel * 9 * tapStride;
         float* widened = stackalloc float[9 * width];
         float* block = stackalloc float[Winograd43.Points * ChannelBlock * width]; // [36][8][32]
         Vector<float>* g = stackalloc Vector<float>[9];
         Vector<float>* gg = stackalloc Vector<float>[18];
         Vector<float>* u = stackalloc Vector<float>[Winograd43.Points];
-        for (int c0 = 0; c0 < cin; c0 += ChannelBlock)
+        for (int cb = c0; cb < c1; cb += ChannelBlock)
         {
-            int channels = Math.Min(ChannelBlock, cin - c0);
+            int channels = Math.Min(ChannelBlock, c1 - cb);
             for (int c = 0; c < channels; c++)
             {
                 float* taps;
                 long stride;
-                if (a.Precision == WeightPrecision.Float32)
+                if (precision == WeightPrecision.Float32)
                 {
-                    taps = (float*)a.Source + panelSource + (long)(c0 + c) * width;
+                    taps = (float*)source + panelSource + (long)(cb + c) * width;
                     stride = tapStride;
                 }
                 else
                 {
-                    ushort* source = (ushort*)a.Source + panelSource + (long)(c0 + c) * width;
-                    for (int tap = 0; tap < 9; tap++) WeightConversion.Widen(source + tap * tapStride, width, a.Precision, widened + tap * width);
+                    ushort* narrow = (ushort*)source + panelSource + (long)(cb + c) * width;
+                    for (int tap = 0; tap < 9; tap++) WeightConversion.Widen(narrow + tap * tapStride, width, precision, widened + tap * width);
                     taps = widened;
                     stride = width;
                 }
@@ -92,9 +105,9 @@ public sealed unsafe partial class WinogradWeights
                     for (int xi = 0; xi < Winograd43.Points; xi++) Unsafe.WriteUnaligned(block + (xi * ChannelBlock + c) * width + lane, u[xi]);
                 }
             }
-            float* dst = a.Destination + ((long)panel * cin + c0) * width;
+            float* dst = destination + (long)(cb - c0) * width;
             for (int xi = 0; xi < Winograd43.Points; xi++)
-                new ReadOnlySpan<float>(block + xi * ChannelBlock * width, channels * width).CopyTo(new Span<float>(dst + xi * a.MatrixLength, channels * width));
+                new ReadOnlySpan<float>(block + xi * ChannelBlock * width, channels * width).CopyTo(new Span<float>(dst + xi * pointStride, channels * width));
         }
     }
 
