@@ -182,7 +182,8 @@ internal static unsafe class ActivationQuantizer
     /// <summary>
     /// One pass per group for the vectorized path: x̂ = x · (1/λ) is written to <paramref name="xh"/> (the low-rank
     /// branch reads it) while the group's largest magnitude is taken, then the codes come from the group just written,
-    /// still in L1. Groups that run past K are built by <see cref="Smooth"/> first (zeros past K). The fp32 operations
+    /// still in L1 (groups are whole vectors: 16 to 256 inputs for 4 bits, the padded row for 8). The group K falls in is
+    /// smoothed and zero-padded once first (<see cref="SmoothTail"/>). The fp32 operations
     /// per value are those of <see cref="CodesScalar"/>, so the codes, scales and corrections are the same bit for bit.
     /// A group with a NaN or an infinity gets scale NaN and zero codes: <c>vmaxps</c> does not propagate NaN, so a
     /// separate FMA-by-zero accumulator (NaN for any non-finite value) is tested once per group by one compare.
@@ -190,12 +191,6 @@ internal static unsafe class ActivationQuantizer
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SmoothedCodesAvx512(ref Args a, float* x, float* xh, sbyte* q, float* s, int* corr)
     {
-        if (a.GroupSize % 16 != 0)
-        {
-            Smooth(x, ref a, xh);
-            CodesAvx512(ref a, xh, q, s, corr);
-            return;
-        }
         int gs = a.GroupSize, groups = a.Groups, qmax = a.ActivationMax;
         int fullGroups = a.K / gs;
         float* inv = a.InvSmooth;
@@ -260,59 +255,6 @@ internal static unsafe class ActivationQuantizer
         m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
         m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_10_11_00_01));
         return m4.ToScalar();
-    }
-
-    /// <summary>
-    /// Three passes over the row's groups, each free of dependencies between groups so they overlap in the core:
-    /// the largest magnitudes (raw <c>vmaxps</c>, with a separate FMA-by-zero accumulator that turns NaN when any value
-    /// is NaN or infinite, since <c>vmaxps</c> does not propagate NaN), the scales, then the codes.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void CodesAvx512(ref Args a, float* xh, sbyte* q, float* s, int* corr)
-    {
-        int gs = a.GroupSize, groups = a.Groups, qmax = a.ActivationMax;
-        float* inverse = stackalloc float[groups];
-        for (int g = 0; g < groups; g++)
-        {
-            float* v = xh + g * gs;
-            var x0 = Vector512.Load(v);
-            var m = Vector512.Abs(x0);
-            var nonFinite = Vector512.FusedMultiplyAdd(x0, Vector512<float>.Zero, Vector512<float>.Zero);
-            for (int i = 16; i < gs; i += 16)
-            {
-                var x = Vector512.Load(v + i);
-                m = Avx512F.Max(m, Vector512.Abs(x));
-                nonFinite = Vector512.FusedMultiplyAdd(x, Vector512<float>.Zero, nonFinite);
-            }
-            var h = Avx.Max(m.GetLower(), m.GetUpper());
-            var m4 = Sse.Max(h.GetLower(), h.GetUpper());
-            m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
-            m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_10_11_00_01));
-            inverse[g] = Vector512.Sum(nonFinite) == 0f ? m4.ToScalar() : float.NaN;
-        }
-        for (int g = 0; g < groups; g++) s[g] = GroupScale(inverse[g], qmax, out inverse[g]);
-        var hi = Vector512.Create(qmax);
-        var lo = Vector512.Create(-qmax);
-        for (int g = 0; g < groups; g++)
-        {
-            float* v = xh + g * gs;
-            sbyte* qg = q + g * gs;
-            if (inverse[g] == 0f)
-            {
-                corr[g] = 0;
-                new Span<sbyte>(qg, gs).Clear();
-                continue;
-            }
-            var scale = Vector512.Create(inverse[g]);
-            var sum = Vector512<int>.Zero;
-            for (int i = 0; i < gs; i += 16)
-            {
-                var c = Vector512.Min(Vector512.Max(Avx512F.ConvertToVector512Int32(Vector512.Load(v + i) * scale), lo), hi);
-                Avx512F.ConvertToVector128SByteWithSaturation(c).Store(qg + i);
-                sum += c;
-            }
-            corr[g] = a.WeightOffset * Vector512.Sum(sum);
-        }
     }
 
     /// <summary>The low-rank sums of up to 4 rows, 16 ranks at a time: per input one load of down shared by the rows.</summary>
