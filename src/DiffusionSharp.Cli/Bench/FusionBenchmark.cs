@@ -122,13 +122,8 @@ public sealed record FusionBenchmark
         int lh = settings.Height / model.LatentScale, lw = settings.Width / model.LatentScale;
         int[] ids = ModelBenchmark.TokenIds(model, batch, model.TextEncoder.Config.MaxPositionEmbeddings);
         using var context = model.TextEncoder.Forward(ids, batch);                                 // [B, 77, C]
-        using var sample = new Tensor(batch, lh, lw, model.Unet.Config.InChannels);               // [B, h, w, C]
-        var random = new Random(42);
-        foreach (ref float v in sample.Span) v = (float)(random.NextDouble() * 2 - 1);
-        float[] timesteps = Enumerable.Repeat(999f, batch).ToArray();
-        float guidanceInput = (float)(settings.CfgScale - model.Defaults.GuidanceEmbeddingOffset);
-        float[] guidance = model.HasGuidanceEmbedding ? Enumerable.Repeat(guidanceInput, batch).ToArray() : [];
-        void Step() => model.Unet.Forward(sample, timesteps, context, guidance).Dispose();     // [B, h, w, C]
+        using var inputs = new UnetStepInputs(model, batch, lh, lw, settings.CfgScale);
+        void Step() => inputs.Step(model.Unet, context);
 
         var configs = new List<(string Name, Fusion Enabled)> { (AllFused, Fusion.All) };
         foreach (var fusion in Fusions.Each) configs.Add(($"{Fusions.Name(fusion)} off", Fusion.All & ~fusion));

@@ -4,6 +4,7 @@ using DiffusionSharp.Diagnostics;
 using DiffusionSharp.Kernels.Gemm;
 using DiffusionSharp.Models;
 using DiffusionSharp.Models.Checkpoints;
+using DiffusionSharp.Models.Unet;
 using DiffusionSharp.Pipeline;
 using DiffusionSharp.Tensors;
 using DiffusionSharp.Threading;
@@ -141,8 +142,8 @@ public sealed record ModelBenchmark
 
         log.WriteLine(BenchFormat.Invariant($"timing one UNet step at {settings.Width}x{settings.Height} (batch {batch})"));
         using var context = model.TextEncoder.Forward(ids, batch);                                 // [B, 77, C]
-        var (stepSeconds, stepAllocated, profile) = TimeUnetStep(model, context, batch, lh, lw,
-            (float)(settings.CfgScale - model.Defaults.GuidanceEmbeddingOffset), options.Repeats, options.Profile);
+        using var inputs = new UnetStepInputs(model, batch, lh, lw, settings.CfgScale);
+        var (stepSeconds, stepAllocated, profile) = TimeUnetStep(model.Unet, inputs, context, options.Repeats, options.Profile);
         cancellationToken.ThrowIfCancellationRequested();
 
         log.WriteLine($"running the pipeline: {settings.Steps} step{(settings.Steps == 1 ? "" : "s")} and the VAE decode");
@@ -192,21 +193,14 @@ public sealed record ModelBenchmark
 
     /// <summary>Median seconds of one UNet evaluation after a warm-up, the fewest managed bytes one of them allocated, and
     /// (when <paramref name="profile"/>) <paramref name="repeats"/> more evaluations under the op profiler, per step.</summary>
-    private static (double Seconds, long AllocatedBytes, (double, IReadOnlyList<OpTotals>)? Profile) TimeUnetStep(StableDiffusionModel model,
-        Tensor context, int batch, int lh, int lw, float guidanceInput, int repeats, bool profile)
+    private static (double Seconds, long AllocatedBytes, (double, IReadOnlyList<OpTotals>)? Profile) TimeUnetStep(Unet2DConditionModel unet,
+        UnetStepInputs inputs, Tensor context, int repeats, bool profile)
     {
-        int channels = model.Unet.Config.InChannels;
-        using var sample = new Tensor(batch, lh, lw, channels);                                   // [B, h, w, C]
-        var random = new Random(42);
-        foreach (ref float v in sample.Span) v = (float)(random.NextDouble() * 2 - 1);
-        var timesteps = new float[batch];
-        timesteps.AsSpan().Fill(999f);
-        float[] guidance = model.HasGuidanceEmbedding ? Enumerable.Repeat(guidanceInput, batch).ToArray() : [];
         long fewest = long.MaxValue;
         var seconds = Timing.Repeat(repeats, () =>
         {
             long before = GC.GetTotalAllocatedBytes(precise: true);
-            model.Unet.Forward(sample, timesteps, context, guidance).Dispose();               // [B, h, w, C]
+            inputs.Step(unet, context);
             fewest = Math.Min(fewest, GC.GetTotalAllocatedBytes(precise: true) - before);
         });
         if (!profile) return (Timing.Median(seconds), fewest, null);
@@ -215,7 +209,7 @@ public sealed record ModelBenchmark
         IReadOnlyList<OpTotals> ops;
         try
         {
-            for (int r = 0; r < repeats; r++) model.Unet.Forward(sample, timesteps, context, guidance).Dispose(); // [B, h, w, C]
+            for (int r = 0; r < repeats; r++) inputs.Step(unet, context);
         }
         finally
         {
@@ -232,21 +226,16 @@ public sealed record ModelBenchmark
         int batch = settings.UnetBatch, lh = settings.Height / quantized.LatentScale, lw = settings.Width / quantized.LatentScale;
         int[] ids = TokenIds(quantized, batch, quantized.TextEncoder.Config.MaxPositionEmbeddings);
         using var context = quantized.TextEncoder.Forward(ids, batch);                             // [B, 77, C]
-        using var sample = new Tensor(batch, lh, lw, quantized.Unet.Config.InChannels);           // [B, h, w, C]
-        var random = new Random(42);
-        foreach (ref float v in sample.Span) v = (float)(random.NextDouble() * 2 - 1);
-        float[] timesteps = Enumerable.Repeat(999f, batch).ToArray();
-        float guidanceInput = (float)(settings.CfgScale - quantized.Defaults.GuidanceEmbeddingOffset);
-        float[] guidance = quantized.HasGuidanceEmbedding ? Enumerable.Repeat(guidanceInput, batch).ToArray() : [];
+        using var inputs = new UnetStepInputs(quantized, batch, lh, lw, settings.CfgScale);
         var a = new List<double>();
         var b = new List<double>();
         for (int r = 0; r <= Math.Max(3, repeats); r++)
         {
             long start = Stopwatch.GetTimestamp();
-            fp32.Unet.Forward(sample, timesteps, context, guidance).Dispose();                     // [B, h, w, C]
+            inputs.Step(fp32.Unet, context);
             double fp32Seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             start = Stopwatch.GetTimestamp();
-            quantized.Unet.Forward(sample, timesteps, context, guidance).Dispose();                // [B, h, w, C]
+            inputs.Step(quantized.Unet, context);
             double quantizedSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             if (r == 0) continue;
             a.Add(fp32Seconds);
