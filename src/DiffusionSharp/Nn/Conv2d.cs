@@ -19,7 +19,9 @@ namespace DiffusionSharp.Nn;
 public sealed unsafe class Conv2d : Module, IConvolution
 {
     private readonly float[]? _bias;
-    private readonly string _directKind, _winogradKind, _quantizedKind;
+    /// <summary>What the op profiler calls this layer's calls: its kernel size and stride, and its format when quantized;
+    /// Winograd calls add " winograd".</summary>
+    private readonly string _profileKind, _winogradKind;
 
     /// <summary>The layer's key in the checkpoint (its scope, e.g. <c>down_blocks.0.resnets.0.conv1</c>).</summary>
     public string Key { get; }
@@ -49,7 +51,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
         _bias = bias ? scope.Require("bias", outChannels) : null;
         Quantized = scope.Quantized?.Bind(Key, inChannels, outChannels, kernelSize);
         string name = $"conv{kernelSize}x{kernelSize}" + (stride > 1 ? $"/{stride}" : "");
-        (_directKind, _winogradKind, _quantizedKind) = (name, name + " winograd", name + " " + (Quantized?.Format ?? "fp32"));
+        (_profileKind, _winogradKind) = (Quantized != null ? name + " " + Quantized.Format : name, name + " winograd");
         if (Quantized == null)
             Weights = scope.WithWeight("weight", [outChannels, inChannels, kernelSize, kernelSize],
                 w => new ConvolutionWeights(w.Span, outChannels, inChannels, kernelSize, kernelSize, scope.Precision));
@@ -124,7 +126,7 @@ public sealed unsafe class Conv2d : Module, IConvolution
             }
         }
         if (profile != 0)
-            OpProfiler.Stop(profile, Quantized != null ? _quantizedKind : Conv2dKernel.PrefersWinograd(g) ? _winogradKind : _directKind,
+            OpProfiler.Stop(profile, Quantized == null && Conv2dKernel.PrefersWinograd(g) ? _winogradKind : _profileKind,
                 g.OutputPixels, OutChannels, g.PatchSize, g.OutputPixels * OutChannels * g.PatchSize);
     }
 
