@@ -20,6 +20,7 @@ public static class Program
         else if (args.Length > 0 && args[0] == "vae-winograd") VaeWinogradReport.Run(args);
         else if (args.Length > 0 && args[0] == "nchw") NchwComparison.Run();
         else if (args.Length > 0 && args[0] == "quant-split") QuantSplitReport.Run(args);
+        else if (args.Length > 0 && args[0] == "quant-error-split") QuantErrorSplit.Run(args);
         else if (args.Length > 0 && args[0] == "first-touch") FirstTouchReport.Run(args);
         else BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }

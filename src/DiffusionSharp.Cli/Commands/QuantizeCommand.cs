@@ -28,6 +28,9 @@ public static class QuantizeCommand
         var alpha = new Option<double?>("--alpha") { Description = "Fixed smoothing strength in [0, 1] instead of the per-layer search (lambda = max|X|^a / max|W|^(1-a))." };
         var alphaSteps = new Option<int>("--alpha-steps") { Description = "Grid of the smoothing search: alpha = 1/N..(N-1)/N with beta = 1 - alpha and 0, plus no smoothing.", DefaultValueFactory = _ => 20, CustomParser = r => OptionParsing.Int(r, 2, 100, "--alpha-steps must be from 2 to 100") ?? 20 };
         var iterations = new Option<int>("--lowrank-iters") { Description = "Rounds of the alternating low-rank / residual refinement (1: plain SVD split).", DefaultValueFactory = _ => 4, CustomParser = r => OptionParsing.Int(r, 1, 100, "--lowrank-iters must be from 1 to 100") ?? 4 };
+        var gptq = new Option<bool>("--gptq") { Description = "Quantize the int4 residual with GPTQ (error-compensating rounding on the calibration inputs) instead of round-to-nearest (svdquant, w4a4-smooth). Costs O(K^3) per layer at quantization time; nothing at run time." };
+        var activations = new Option<string>("--activations") { Description = "How W4A4 activations are coded per group at run time: symmetric (the paper's: [-7, 7] times max|x|/7) or asymmetric (16 levels over [min, max], a zero point through the low-rank branch).", DefaultValueFactory = _ => "symmetric" };
+        activations.AcceptOnlyFromAmong("symmetric", "asymmetric");
         var keep = new Option<string[]>("--keep") { Description = $"Layer-key pattern ('*' = any text) of a layer that stays 16-bit; repeatable. Default: {string.Join(" ", ModelQuantizerOptions.DefaultKeep)}.", AllowMultipleArgumentsPerToken = false };
         var plain = new Option<string[]>("--plain") { Description = "Layer-key pattern of a layer that svdquant / w4a4-smooth quantize without smoothing or low-rank branch (plain W4A4); repeatable." };
         var outputPath = new Option<string?>("--output", "-o") { Description = "The quantized UNet file to write (a .safetensors file); with --report, the report folder." };
@@ -52,7 +55,7 @@ public static class QuantizeCommand
             "Quantize a model's UNet to 4 bits (SVDQuant W4A4: smoothing, a 16-bit low-rank branch, int4 residual) or a baseline " +
             "(w4a4-smooth, w4a4-naive, w8a8, nf4) after calibrating on prompts; or, with --report, measure quantized UNets against fp32.")
         {
-            model, method, rank, group, calib, calibSteps, calibSamples, width, height, alpha, alphaSteps, iterations, keep, plain,
+            model, method, rank, group, calib, calibSteps, calibSamples, width, height, alpha, alphaSteps, iterations, gptq, activations, keep, plain,
             outputPath, report, prompts, variants, threads, modelConfig, verbose,
         };
         command.SetAction(parse =>
@@ -82,6 +85,11 @@ public static class QuantizeCommand
                     output.Write(File.ReadAllText(Path.Combine(outPath, "report.md")));
                     return ExitCodes.Success;
                 }
+                string methodName = parse.GetValue(method)!;
+                if (parse.GetValue(gptq) && methodName is not (QuantizationMethods.SvdQuant or QuantizationMethods.W4A4Smooth))
+                    throw new UsageException($"--gptq applies to svdquant and w4a4-smooth, not {methodName}.");
+                if (parse.GetValue(activations) == "asymmetric" && methodName is QuantizationMethods.W8A8 or QuantizationMethods.Nf4)
+                    throw new UsageException($"--activations asymmetric applies to the W4A4 methods, not {methodName}.");
                 string calibFile = parse.GetValue(calib) ?? throw new UsageException("quantize needs --calib FILE (calibration prompts).");
                 if (outPath == null) throw new UsageException("quantize needs --output FILE.");
                 string? folder = Path.GetDirectoryName(Path.GetFullPath(outPath));
@@ -95,6 +103,7 @@ public static class QuantizeCommand
                     {
                         Method = parse.GetValue(method)!, Rank = parse.GetValue(rank), GroupSize = parse.GetValue(group),
                         Alpha = parse.GetValue(alpha), AlphaSteps = parse.GetValue(alphaSteps), LowRankIterations = parse.GetValue(iterations),
+                        Gptq = parse.GetValue(gptq), AsymmetricActivations = parse.GetValue(activations) == "asymmetric",
                     },
                     CalibrationPrompts = PromptSet.Read(calibFile),
                     CalibrationSteps = parse.GetValue(calibSteps),

@@ -18,6 +18,10 @@ public sealed record LayerQuantizerSettings
     public int AlphaSteps { get; init; } = 20;
     /// <summary>Rounds of the alternating low-rank / residual refinement after the search (1 = the plain SVD split).</summary>
     public int LowRankIterations { get; init; } = 4;
+    /// <summary>Quantize the int4 residual of the chosen smoothing with GPTQ instead of rounding to nearest (svdquant, w4a4-smooth).</summary>
+    public bool Gptq { get; init; }
+    /// <summary>Code W4A4 activations per group over [min, max] with a zero point instead of symmetrically (svdquant, w4a4-smooth, w4a4-naive).</summary>
+    public bool AsymmetricActivations { get; init; }
 }
 
 /// <summary>
@@ -68,7 +72,7 @@ public sealed unsafe class LayerQuantizer
             QuantizationMethods.W8A8 => Scored(W8A8()),
             QuantizationMethods.Nf4 => Scored(Nf4()),
             QuantizationMethods.W4A4Naive => Scored(W4A4(Ones(), rank: 0, null, null)),
-            QuantizationMethods.W4A4Smooth => Search(rank: 0),
+            QuantizationMethods.W4A4Smooth => Refine(Search(rank: 0)),
             QuantizationMethods.SvdQuant => Refine(Search(Math.Min(_settings.Rank, Math.Min(_n, _k)))),
             var m => throw new ArgumentException($"Unknown quantization method '{m}'; expected one of {string.Join(", ", QuantizationMethods.All)}."),
         };
@@ -137,10 +141,18 @@ public sealed unsafe class LayerQuantizer
     /// <summary>The alternating refinement of the best candidate's branch and residual, kept while the error falls.</summary>
     private QuantizedLayer Refine(QuantizedLayer best)
     {
-        if (best.Rank == 0) return best;
         var lambda = best.Smooth ?? Ones();
         var smoothed = Smoothed(lambda);
         var current = best;
+        double[]? inputs = _settings.Gptq ? SmoothedInputs(lambda) : null;
+        if (inputs != null)
+        {
+            var residual = (double[])smoothed.Clone();
+            if (best.Rank > 0) Subtract(residual, best.Down!, best.Up!, best.Rank);
+            var candidate = Scored(Int4Layer(lambda, best.Rank, best.Down ?? [], best.Up ?? [], residual, best.Alpha, best.Beta, inputs));
+            if (candidate.RelativeError < current.RelativeError) current = candidate;
+        }
+        if (best.Rank == 0) return current;
         for (int iteration = 1; iteration < _settings.LowRankIterations; iteration++)
         {
             var quantized = WeightQuantizer.Dequantize(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(current.Codes), current.Scales, _n, _k, _settings.GroupSize);
@@ -149,7 +161,7 @@ public sealed unsafe class LayerQuantizer
             var (down, up, _) = Split(target, Svd.Truncated(target, _n, _k, best.Rank));
             var residual = (double[])smoothed.Clone();
             Subtract(residual, down, up, best.Rank);
-            var candidate = Scored(Int4Layer(lambda, best.Rank, down, up, residual, best.Alpha, best.Beta));
+            var candidate = Scored(Int4Layer(lambda, best.Rank, down, up, residual, best.Alpha, best.Beta, inputs));
             if (!(candidate.RelativeError < current.RelativeError)) break;
             current = candidate;
         }
@@ -194,13 +206,28 @@ public sealed unsafe class LayerQuantizer
         }
     }
 
-    private QuantizedLayer Int4Layer(float[] lambda, int rank, float[] down, float[] up, double[] residual, double? alpha, double? beta)
+    /// <summary>The calibration rows divided by λ (what the residual multiplies), [rows, K] in float64.</summary>
+    private double[] SmoothedInputs(float[] lambda)
     {
-        var (codes, scales) = WeightQuantizer.Int4Groups(residual, _n, _k, _settings.GroupSize);
+        int cin = _record.InChannels;
+        var x = new double[(long)_rows * _k];
+        for (int r = 0; r < _rows; r++)
+        for (int i = 0; i < _k; i++)
+            x[(long)r * _k + i] = _record.Samples[(long)r * _k + i] / (double)lambda[i % cin];
+        return x;
+    }
+
+    /// <param name="gptqInputs">The smoothed calibration rows to quantize the residual with GPTQ; null rounds to nearest.</param>
+    private QuantizedLayer Int4Layer(float[] lambda, int rank, float[] down, float[] up, double[] residual, double? alpha, double? beta, double[]? gptqInputs = null)
+    {
+        var (codes, scales) = gptqInputs != null
+            ? Gptq.Int4Groups(residual, _n, _k, _settings.GroupSize, gptqInputs, _rows)
+            : WeightQuantizer.Int4Groups(residual, _n, _k, _settings.GroupSize);
         bool smooth = lambda.Any(l => l != 1f);
         return Layer(QuantizedLayerFormat.W4A4, (byte[])(Array)codes, scales) with
         {
             GroupSize = _settings.GroupSize,
+            AsymmetricActivations = _settings.AsymmetricActivations,
             Smooth = smooth ? lambda : null,
             Rank = rank,
             Down = rank > 0 ? down : null,

@@ -114,6 +114,8 @@ public static class ModelQuantizer
                 ["alpha"] = o.Layer.Alpha,
                 ["alpha_steps"] = o.Layer.AlphaSteps,
                 ["lowrank_iterations"] = o.Layer.LowRankIterations,
+                ["gptq"] = o.Layer.Gptq,
+                ["activations"] = o.Layer.AsymmetricActivations ? "asymmetric" : "symmetric",
                 ["keep"] = new JsonArray(o.Keep.Select(k => (JsonNode)k).ToArray()),
                 ["plain"] = new JsonArray(o.Plain.Select(k => (JsonNode)k).ToArray()),
             }.ToJsonString(),
@@ -125,7 +127,7 @@ public static class ModelQuantizer
     }
 
     /// <summary>The layer's fp32 weight as [N, K] doubles (a convolution's in (ky, kx, ci) order).</summary>
-    private static double[] Weight(CalibrationRecorder.LayerRecord r)
+    internal static double[] Weight(CalibrationRecorder.LayerRecord r)
     {
         var w = new double[(long)r.OutChannels * r.K];
         if (r.Linear is { } linear)

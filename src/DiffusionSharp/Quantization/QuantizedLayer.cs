@@ -37,6 +37,9 @@ public sealed record QuantizedLayer
     public float[]? Down { get; init; }
     public float[]? Up { get; init; }
 
+    /// <summary>W4A4: activations coded per group over [min, max] with a zero point (<see cref="IntegerMatrix.AsymmetricActivations"/>).</summary>
+    public bool AsymmetricActivations { get; init; }
+
     /// <summary>The smoothing strengths chosen (λ = max|X|^α / max|W|^β), for the record; null without smoothing.</summary>
     public double? Alpha { get; init; }
     public double? Beta { get; init; }
@@ -59,7 +62,7 @@ public sealed record QuantizedLayer
             case QuantizedLayerFormat.W8A8:
                 return IntegerMatrix.W8A8(OutChannels, K, AsSigned(Codes), Scales, ExpandedSmooth(), Rank, Down, Up);
             default:
-                return IntegerMatrix.W4A4(OutChannels, K, GroupSize, AsSigned(Codes), Scales, ExpandedSmooth(), Rank, Down, Up);
+                return IntegerMatrix.W4A4(OutChannels, K, GroupSize, AsSigned(Codes), Scales, ExpandedSmooth(), Rank, Down, Up, AsymmetricActivations);
         }
     }
 

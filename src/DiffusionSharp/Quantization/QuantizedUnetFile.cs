@@ -52,7 +52,8 @@ public sealed class QuantizedUnetFile : IQuantizedLayers, IDisposable
 
     /// <summary>A layer as the header describes it.</summary>
     public sealed record LayerEntry(string Key, bool IsConvolution, int InChannels, int OutChannels, int KernelSize,
-        QuantizedLayerFormat Format, int GroupSize, int Rank, bool HasSmoothing, double? Alpha, double? Beta, double? RelativeError)
+        QuantizedLayerFormat Format, int GroupSize, int Rank, bool HasSmoothing, double? Alpha, double? Beta, double? RelativeError,
+        bool AsymmetricActivations = false)
     {
         public int K => KernelSize * KernelSize * InChannels;
     }
@@ -147,8 +148,15 @@ public sealed class QuantizedUnetFile : IQuantizedLayers, IDisposable
             bool smooth = o["smooth"] is JsonValue sv && sv.TryGetValue(out bool b) && b;
             if (fmt == QuantizedLayerFormat.Nf4 && (rank > 0 || smooth))
                 throw Error(path, key, $"layer '{key}': an NF4 layer has no smoothing or low-rank branch.");
+            bool asymmetric = o.ContainsKey("activations") && Text(path, key, o, "activations") switch
+            {
+                "symmetric" => false,
+                "asymmetric" when fmt == QuantizedLayerFormat.W4A4 => true,
+                var other => throw Error(path, key, $"layer '{key}': activations '{other}' is not 'symmetric'" +
+                    (fmt == QuantizedLayerFormat.W4A4 ? " or 'asymmetric'." : $" (asymmetric activations are a w4a4 option).")),
+            };
             result[key] = new LayerEntry(key, kind == "conv", inChannels, outChannels, kernel, fmt, group, rank, smooth,
-                Optional(o, "alpha"), Optional(o, "beta"), Optional(o, "error"));
+                Optional(o, "alpha"), Optional(o, "beta"), Optional(o, "error"), asymmetric);
         }
         return result;
     }
@@ -234,6 +242,7 @@ public sealed class QuantizedUnetFile : IQuantizedLayers, IDisposable
             Down = l.Rank > 0 ? ReadFloats(l.Key + ".proj_down") : [],
             Up = l.Rank > 0 ? ReadFloats(l.Key + ".proj_up") : [],
             Alpha = l.Alpha, Beta = l.Beta, RelativeError = l.RelativeError,
+            AsymmetricActivations = l.AsymmetricActivations,
         };
     }
 
@@ -309,6 +318,7 @@ public sealed class QuantizedUnetFile : IQuantizedLayers, IDisposable
             if (l.Format != QuantizedLayerFormat.W8A8) o["group"] = l.GroupSize;
             if (l.Rank > 0) o["rank"] = l.Rank;
             if (l.Smooth != null) o["smooth"] = true;
+            if (l.AsymmetricActivations) o["activations"] = "asymmetric";
             if (l.Alpha is { } a) o["alpha"] = a;
             if (l.Beta is { } b) o["beta"] = b;
             if (l.RelativeError is { } e) o["error"] = e;

@@ -18,13 +18,16 @@ public sealed class ModelQuantizerTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private string Quantize(string model, string method, int rank = 4)
+    private string Quantize(string model, string method, int rank = 4, bool gptq = false, bool asymmetric = false)
     {
-        string output = Path.Combine(_dir, $"{Path.GetFileNameWithoutExtension(model)}-{method}.safetensors");
+        string output = Path.Combine(_dir, $"{Path.GetFileNameWithoutExtension(model)}-{method}{(gptq ? "-gptq" : "")}{(asymmetric ? "-asym" : "")}.safetensors");
         var result = ModelQuantizer.Run(new ModelQuantizerOptions
         {
             ModelPath = model,
-            Layer = new LayerQuantizerSettings { Method = method, Rank = rank, GroupSize = 32, AlphaSteps = 4, LowRankIterations = 2 },
+            Layer = new LayerQuantizerSettings
+            {
+                Method = method, Rank = rank, GroupSize = 32, AlphaSteps = 4, LowRankIterations = 2, Gptq = gptq, AsymmetricActivations = asymmetric,
+            },
             CalibrationPrompts = [new SeededPrompt("a red apple", 1, File: "a.png"), new SeededPrompt("a cat on a blue background", 2, File: "b.png")],
             CalibrationSteps = 2,
             SamplesPerLayer = 64,
@@ -70,6 +73,27 @@ public sealed class ModelQuantizerTests : IDisposable
         File.Copy(file, Path.Combine(copy, "unet", "diffusion_pytorch_model.safetensors"), overwrite: true);
         using var instead = ModelLoader.Load(copy);
         Assert.Equal(b, RunUnet(instead));
+    }
+
+    [Fact]
+    public void Gptq_and_asymmetric_activations_are_recorded_and_the_file_runs()
+    {
+        string folder = TinyModelFixtures.ModelFolder(TinyModelFixtures.Mobile);
+        string file = Quantize(folder, QuantizationMethods.SvdQuant, gptq: true, asymmetric: true);
+        using (var q = QuantizedUnetFile.Open(file))
+        {
+            Assert.All(q.Layers, l => Assert.True(l.AsymmetricActivations, l.Key));
+            var calibration = System.Text.Json.Nodes.JsonNode.Parse(q.Info.Calibration)!;
+            Assert.True((bool)calibration["gptq"]!);
+            Assert.Equal("asymmetric", (string)calibration["activations"]!);
+        }
+        using var fp32 = ModelLoader.Load(folder);
+        using var quantized = ModelLoader.Load(folder, new ModelLoadOptions { QuantizedUnet = file });
+        var a = RunUnet(fp32);
+        var b = RunUnet(quantized);
+        Assert.All(b, v => Assert.True(float.IsFinite(v)));
+        Assert.NotEqual(a, b);
+        Assert.Equal(b, RunUnet(quantized));
     }
 
     [Fact]

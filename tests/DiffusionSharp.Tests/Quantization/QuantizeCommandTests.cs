@@ -48,6 +48,24 @@ public sealed class QuantizeCommandTests : IDisposable
         Assert.Contains(expected, r.SingleErrorLine());
     }
 
+    [Theory]
+    [InlineData("nf4", "--gptq", "--gptq applies to svdquant and w4a4-smooth, not nf4")]
+    [InlineData("w8a8", "--activations=asymmetric", "--activations asymmetric applies to the W4A4 methods, not w8a8")]
+    public void Options_that_do_not_apply_to_the_method_are_usage_errors(string method, string option, string expected)
+    {
+        var r = CliRunner.Run("quantize", "--method", method, option, "--calib", "x.txt", "-o", Path.Combine(_dir, "x.safetensors"));
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
+        Assert.Contains(expected, r.SingleErrorLine());
+    }
+
+    [Fact]
+    public void An_unknown_activation_coding_is_a_usage_error()
+    {
+        var r = CliRunner.Run("quantize", "--activations", "unsigned", "--calib", "x.txt", "-o", Path.Combine(_dir, "x.safetensors"));
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
+        Assert.Contains("unsigned", r.Error);
+    }
+
     [Fact]
     public void Missing_calibration_or_variant_is_a_usage_error()
     {

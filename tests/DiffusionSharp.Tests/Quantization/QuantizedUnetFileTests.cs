@@ -31,6 +31,7 @@ public sealed unsafe class QuantizedUnetFileTests : IDisposable
             Key = "down_blocks.0.resnets.0.conv1", IsConvolution = true, InChannels = 5, OutChannels = 7, KernelSize = 3,
             Format = QuantizedLayerFormat.W4A4, GroupSize = 32, Codes = Codes(7 * 45, -8, 8), Scales = Halves(7 * 2, 0.01f, 0.1f),
             Smooth = [0.5f, 1.5f, 2f, 0.25f, 3f], Rank = 4, Down = Halves(45 * 4, -1, 1), Up = Halves(7 * 4, -1, 1), Alpha = 0.5, Beta = 0.5, RelativeError = 0.01,
+            AsymmetricActivations = true,
         };
         var w8 = new QuantizedLayer
         {
@@ -80,6 +81,7 @@ public sealed unsafe class QuantizedUnetFileTests : IDisposable
             }
             Assert.Equal(original.IsConvolution, read.IsConvolution);
             Assert.Equal(original.Alpha, read.Alpha);
+            Assert.Equal(original.AsymmetricActivations, read.AsymmetricActivations);
         }
         Assert.Equal(["conv_in.weight", "down_blocks.0.resnets.0.conv1.bias"], file.PlainWeights.Keys.Order(StringComparer.Ordinal));
         var values = new float[4];
@@ -143,6 +145,8 @@ public sealed unsafe class QuantizedUnetFileTests : IDisposable
         { "wrong-shape", "'down_blocks.0.resnets.0.conv1.wscales' has shape [7, 3], expected [7, 2]" },
         { "undeclared-smooth", "'mid_block.attentions.0.proj_in.smooth' is present" },
         { "weight-too", "also holds 'mid_block.attentions.0.proj_in.weight'" },
+        { "activations", "activations 'unsigned' is not 'symmetric' or 'asymmetric'" },
+        { "asymmetric-w8a8", "activations 'asymmetric' is not 'symmetric' (asymmetric activations are a w4a4 option)" },
     };
 
     [Theory]
@@ -226,6 +230,8 @@ public sealed unsafe class QuantizedUnetFileTests : IDisposable
             case "kind": layers[Conv]!["kind"] = "dense"; break;
             case "format-name": layers[Conv]!["format"] = "int3"; break;
             case "group": layers[Conv]!["group"] = 20; break;
+            case "activations": layers[Conv]!["activations"] = "unsigned"; break;
+            case "asymmetric-w8a8": layers[W8]!["activations"] = "asymmetric"; break;
             case "missing-in": layers[W8]!.AsObject().Remove("in"); break;
             case "missing-tensor": tensors.Remove(Conv + ".qweight"); break;
             case "wrong-dtype": tensors[W8 + ".qweight"] = tensors[W8 + ".qweight"] with { DType = SafetensorsDType.U8 }; break;
@@ -240,7 +246,7 @@ public sealed unsafe class QuantizedUnetFileTests : IDisposable
                 break;
             default: throw new ArgumentException(malformation);
         }
-        if (malformation is "kind" or "format-name" or "group" or "missing-in") meta["layers"] = layers.ToJsonString();
+        if (malformation is "kind" or "format-name" or "group" or "missing-in" or "activations" or "asymmetric-w8a8") meta["layers"] = layers.ToJsonString();
         string bad = Path.Combine(_dir, malformation + ".safetensors");
         SafetensorsWriter.Write(bad, tensors.Values, meta);
         return bad;

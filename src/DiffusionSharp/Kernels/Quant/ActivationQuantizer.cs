@@ -15,7 +15,14 @@ namespace DiffusionSharp.Kernels.Quant;
 ///               codes past K are 0;  corr = offset · Σ q[k]
 /// lowRank[j] = Σ_k x̂[k] · down[k, j]     (one FMA chain per j in k order)
 /// </code>
-/// qmax = 7 (int4) or 127 (int8); a non-finite input makes its row's outputs NaN. The codes, scales and corrections of
+/// qmax = 7 (int4) or 127 (int8); a non-finite input makes its row's outputs NaN. Asymmetric activations (W4A4 with
+/// <see cref="IntegerMatrix.AsymmetricActivations"/>) code each group over its own range instead:
+/// <code>
+/// per group g:  lo = min x̂[k], hi = max x̂[k] (the zero padding past K included);  s = (hi − lo) / 15
+///               q[k] = clamp(round_to_even((x̂[k] − lo) · (15 / (hi − lo))), 0, 15) − 8;  zero = lo + 8 · s
+///               hi − lo &lt; 1e-30 (a constant group): s = 0, q = 0, zero = lo (exact);  non-finite: s = zero = NaN, q = 0
+/// </code>
+/// and write the zero points after the low-rank inputs, where the up projection multiplies them by sw · Σ qw. The codes, scales and corrections of
 /// the vectorized path equal the reference's bit for bit (same fp32 operations, round-to-even conversion); the
 /// low-rank sums are the same FMA chains as the scalar path (the reference sums in double).
 /// <see cref="IntegerGemm"/> quantizes each tile's rows itself (<see cref="QuantizeRows"/>), so a layer is one
@@ -35,7 +42,8 @@ internal static unsafe class ActivationQuantizer
     /// <summary>What quantizing a row needs from its <see cref="IntegerMatrix"/>, as plain values for the kernels.</summary>
     internal struct Args
     {
-        public int K, PaddedK, Groups, GroupSize, PaddedRank, ActivationMax, WeightOffset;
+        public int K, PaddedK, Groups, GroupSize, PaddedRank, BranchWidth, ActivationMax, WeightOffset;
+        public bool Asymmetric;
         public float* InvSmooth;
         public float* Down;
         public bool Vectorized;
@@ -47,6 +55,8 @@ internal static unsafe class ActivationQuantizer
             Groups = w.Groups;
             GroupSize = w.GroupSize;
             PaddedRank = w.PaddedRank;
+            BranchWidth = w.BranchWidth;
+            Asymmetric = w.AsymmetricActivations;
             ActivationMax = w.ActivationMax;
             WeightOffset = w.WeightOffset;
             InvSmooth = w.InvSmooth;
@@ -76,12 +86,13 @@ internal static unsafe class ActivationQuantizer
         int r0 = chunk * RowsPerChunk, count = Math.Min(RowsPerChunk, j.M - r0);
         ref Args a = ref j.Args;
         QuantizeRows(ref a, j.Rows, r0, count, j.Out.Codes + (long)r0 * a.PaddedK, j.Out.Scales + (long)r0 * a.Groups,
-            j.Out.Corrections + (long)r0 * a.Groups, a.PaddedRank > 0 ? j.Out.LowRank + (long)r0 * a.PaddedRank : null);
+            j.Out.Corrections + (long)r0 * a.Groups, a.BranchWidth > 0 ? j.Out.LowRank + (long)r0 * a.BranchWidth : null);
     }
 
     /// <summary>
     /// Rows [row0, row0 + count) on the calling thread, into buffers that start at row0: codes [count, PaddedK], scales
-    /// and corrections [count, Groups], low-rank inputs [count, PaddedRank] (null without a branch).
+    /// and corrections [count, Groups], branch inputs [count, BranchWidth] (null without a branch): the low-rank sums,
+    /// then with asymmetric activations the groups' zero points (zeros in the padding).
     /// </summary>
     public static void QuantizeRows(ref Args a, in ActivationRows rows, int row0, int count, sbyte* codes, float* scales, int* corr, float* lora)
     {
@@ -95,19 +106,25 @@ internal static unsafe class ActivationQuantizer
                 int r = i0 + i;
                 float* xh = smoothed + (long)i * a.PaddedK;
                 float* x = rows.Row(row0 + r, gather);
+                float* zeros = null;
+                if (a.Asymmetric)
+                {
+                    zeros = lora + (long)r * a.BranchWidth + a.PaddedRank;
+                    new Span<float>(zeros + a.Groups, a.BranchWidth - a.PaddedRank - a.Groups).Clear();
+                }
                 if (a.Vectorized)
                 {
-                    SmoothedCodesAvx512(ref a, x, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups);
+                    SmoothedCodesAvx512(ref a, x, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups, zeros);
                 }
                 else
                 {
                     Smooth(x, ref a, xh);
-                    CodesScalar(ref a, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups);
+                    CodesScalar(ref a, xh, codes + (long)r * a.PaddedK, scales + (long)r * a.Groups, corr + (long)r * a.Groups, zeros);
                 }
             }
-            if (lora == null) continue;
-            if (a.Vectorized) LowRankAvx512(ref a, smoothed, n, lora + (long)i0 * a.PaddedRank);
-            else LowRankScalar(ref a, smoothed, n, lora + (long)i0 * a.PaddedRank);
+            if (a.PaddedRank == 0) continue;
+            if (a.Vectorized) LowRankAvx512(ref a, smoothed, n, lora + (long)i0 * a.BranchWidth);
+            else LowRankScalar(ref a, smoothed, n, lora + (long)i0 * a.BranchWidth);
         }
     }
 
@@ -128,12 +145,33 @@ internal static unsafe class ActivationQuantizer
         new Span<float>(smoothed + k, a.PaddedK - k).Clear();
     }
 
-    private static void CodesScalar(ref Args a, float* xh, sbyte* q, float* s, int* corr)
+    private static void CodesScalar(ref Args a, float* xh, sbyte* q, float* s, int* corr, float* zeros)
     {
         int gs = a.GroupSize;
         for (int g = 0; g < a.Groups; g++)
         {
             float* v = xh + g * gs;
+            if (zeros != null)
+            {
+                float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
+                bool finite = true;
+                for (int i = 0; i < gs; i++)
+                {
+                    lo = MathF.Min(lo, v[i]);
+                    hi = MathF.Max(hi, v[i]);
+                    finite &= float.IsFinite(v[i]);
+                }
+                s[g] = AsymmetricScale(finite ? lo : float.NaN, hi, out float inv, out zeros[g]);
+                int total = 0;
+                for (int i = 0; i < gs; i++)
+                {
+                    int c = AsymmetricCode(v[i], lo, inv);
+                    q[g * gs + i] = (sbyte)c;
+                    total += c;
+                }
+                corr[g] = a.WeightOffset * total;
+                continue;
+            }
             float amax = 0f;
             for (int i = 0; i < gs; i++) amax = MathF.Max(amax, MathF.Abs(v[i]));
             int sum = 0;
@@ -155,7 +193,7 @@ internal static unsafe class ActivationQuantizer
         for (int r = 0; r < rows; r++)
         {
             float* x = xh + (long)r * a.PaddedK;
-            float* l = lora + (long)r * rank;
+            float* l = lora + (long)r * a.BranchWidth;
             new Span<float>(l, rank).Clear();
             for (int i = 0; i < a.K; i++)
             for (int j = 0; j < rank; j++)
@@ -179,6 +217,32 @@ internal static unsafe class ActivationQuantizer
     private static int Code(float v, float inverse, int qmax)
         => inverse == 0f ? 0 : Math.Clamp((int)MathF.Round(v * inverse, MidpointRounding.ToEven), -qmax, qmax);
 
+    /// <summary>The asymmetric group's scale, code multiplier and zero point from its minimum and maximum (NaN <paramref name="lo"/>: a non-finite group).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float AsymmetricScale(float lo, float hi, out float inverse, out float zero)
+    {
+        float range = hi - lo;
+        if (!float.IsFinite(range))
+        {
+            inverse = 0f;
+            zero = float.NaN;
+            return float.NaN;
+        }
+        if (range < MinMagnitude)
+        {
+            inverse = 0f;
+            zero = lo;
+            return 0f;
+        }
+        inverse = 15f / range;
+        float s = range / 15f;
+        zero = MathF.FusedMultiplyAdd(8f, s, lo);
+        return s;
+    }
+
+    private static int AsymmetricCode(float v, float lo, float inverse)
+        => inverse == 0f ? 0 : Math.Clamp((int)MathF.Round((v - lo) * inverse, MidpointRounding.ToEven), 0, 15) - 8;
+
     /// <summary>
     /// One pass per group for the vectorized path: x̂ = x · (1/λ) is written to <paramref name="xh"/> (the low-rank
     /// branch reads it) while the group's largest magnitude is taken, then the codes come from the group just written,
@@ -189,7 +253,7 @@ internal static unsafe class ActivationQuantizer
     /// separate FMA-by-zero accumulator (NaN for any non-finite value) is tested once per group by one compare.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SmoothedCodesAvx512(ref Args a, float* x, float* xh, sbyte* q, float* s, int* corr)
+    private static void SmoothedCodesAvx512(ref Args a, float* x, float* xh, sbyte* q, float* s, int* corr, float* zeros)
     {
         int gs = a.GroupSize, groups = a.Groups, qmax = a.ActivationMax;
         int fullGroups = a.K / gs;
@@ -207,6 +271,11 @@ internal static unsafe class ActivationQuantizer
                 if (g == fullGroups) SmoothTail(x, ref a, xh, k0);
                 src = dst;
                 smoothing = false;
+            }
+            if (zeros != null)
+            {
+                AsymmetricGroupAvx512(ref a, src, dst, smoothing ? inv + k0 : null, q + k0, out s[g], out corr[g], out zeros[g]);
+                continue;
             }
             var m = Vector512<float>.Zero;
             var nonFinite = Vector512<float>.Zero;
@@ -239,6 +308,56 @@ internal static unsafe class ActivationQuantizer
         }
     }
 
+    /// <summary>One asymmetric group of the vectorized path: the same fp32 operations per value as <see cref="CodesScalar"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AsymmetricGroupAvx512(ref Args a, float* src, float* dst, float* inv, sbyte* qg, out float scale, out int corr, out float zero)
+    {
+        int gs = a.GroupSize;
+        var lo = Vector512.Create(float.PositiveInfinity);
+        var hi = Vector512.Create(float.NegativeInfinity);
+        var nonFinite = Vector512<float>.Zero;
+        for (int i = 0; i < gs; i += 16)
+        {
+            var v = Vector512.Load(src + i);
+            if (inv != null) v *= Vector512.Load(inv + i);
+            v.Store(dst + i);
+            lo = Avx512F.Min(lo, v);
+            hi = Avx512F.Max(hi, v);
+            nonFinite = Vector512.FusedMultiplyAdd(v, Vector512<float>.Zero, nonFinite);
+        }
+        float min = MinLane(lo);
+        bool finite = Vector512.EqualsAll(nonFinite, Vector512<float>.Zero);
+        scale = AsymmetricScale(finite ? min : float.NaN, MaxLane(hi), out float inverse, out zero);
+        if (inverse == 0f)
+        {
+            corr = 0;
+            new Span<sbyte>(qg, gs).Clear();
+            return;
+        }
+        var lower = Vector512.Create(min);
+        var multiplier = Vector512.Create(inverse);
+        var top = Vector512.Create(15);
+        var eight = Vector512.Create(8);
+        var sum = Vector512<int>.Zero;
+        for (int i = 0; i < gs; i += 16)
+        {
+            var c = Vector512.Min(Vector512.Max(Avx512F.ConvertToVector512Int32((Vector512.Load(dst + i) - lower) * multiplier), Vector512<int>.Zero), top) - eight;
+            Avx512F.ConvertToVector128SByteWithSaturation(c).Store(qg + i);
+            sum += c;
+        }
+        corr = a.WeightOffset * Vector512.Sum(sum);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float MinLane(Vector512<float> m)
+    {
+        var h = Avx.Min(m.GetLower(), m.GetUpper());
+        var m4 = Sse.Min(h.GetLower(), h.GetUpper());
+        m4 = Sse.Min(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
+        m4 = Sse.Min(m4, Sse.Shuffle(m4, m4, 0b_10_11_00_01));
+        return m4.ToScalar();
+    }
+
     /// <summary>x̂ for inputs [k0, K) into <paramref name="xh"/>, zeros from K to PaddedK.</summary>
     private static void SmoothTail(float* x, ref Args a, float* xh, int k0)
     {
@@ -261,7 +380,7 @@ internal static unsafe class ActivationQuantizer
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void LowRankAvx512(ref Args a, float* xh, int rows, float* lora)
     {
-        int rank = a.PaddedRank, kp = a.PaddedK;
+        int rank = a.PaddedRank, kp = a.PaddedK, stride = a.BranchWidth;
         float* x0 = xh, x1 = rows > 1 ? xh + kp : xh, x2 = rows > 2 ? xh + 2 * kp : xh, x3 = rows > 3 ? xh + 3 * kp : xh;
         float* sink = stackalloc float[32];
         for (int j = 0; j < rank; j += 32)
@@ -291,9 +410,9 @@ internal static unsafe class ActivationQuantizer
                 }
             }
             StoreRanks(lora + j, l00, l01, two);
-            StoreRanks(rows > 1 ? lora + rank + j : sink, l10, l11, two);
-            StoreRanks(rows > 2 ? lora + 2 * rank + j : sink, l20, l21, two);
-            StoreRanks(rows > 3 ? lora + 3 * rank + j : sink, l30, l31, two);
+            StoreRanks(rows > 1 ? lora + stride + j : sink, l10, l11, two);
+            StoreRanks(rows > 2 ? lora + 2 * stride + j : sink, l20, l21, two);
+            StoreRanks(rows > 3 ? lora + 3 * stride + j : sink, l30, l31, two);
         }
     }
 
@@ -305,15 +424,31 @@ internal static unsafe class ActivationQuantizer
 
     /// <summary>
     /// The spec, one row: codes [PaddedK] and scales [Groups] exactly as the fast paths make them (same fp32
-    /// operations); <paramref name="lowRank"/> [Rank] = x̂ · down summed in double.
+    /// operations); <paramref name="lowRank"/> [Rank] = x̂ · down summed in double; <paramref name="zeros"/> [Groups]:
+    /// the zero points of asymmetric activations (untouched for symmetric ones).
     /// </summary>
-    public static void QuantizeRowReference(float* x, IntegerMatrix w, sbyte[] codes, float[] scales, double[] lowRank)
+    public static void QuantizeRowReference(float* x, IntegerMatrix w, sbyte[] codes, float[] scales, double[] lowRank, float[] zeros)
     {
         var xh = new float[w.PaddedK];
         for (int i = 0; i < w.K; i++) xh[i] = x[i] * w.InvSmoothAt(i);
         int qmax = w.ActivationMax, gs = w.GroupSize;
         for (int g = 0; g < w.Groups; g++)
         {
+            if (w.AsymmetricActivations)
+            {
+                float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
+                bool finite = true;
+                for (int i = 0; i < gs; i++)
+                {
+                    float v = xh[g * gs + i];
+                    lo = MathF.Min(lo, v);
+                    hi = MathF.Max(hi, v);
+                    finite &= float.IsFinite(v);
+                }
+                scales[g] = AsymmetricScale(finite ? lo : float.NaN, hi, out float inv, out zeros[g]);
+                for (int i = 0; i < gs; i++) codes[g * gs + i] = (sbyte)AsymmetricCode(xh[g * gs + i], lo, inv);
+                continue;
+            }
             float amax = 0f;
             for (int i = 0; i < gs; i++) amax = MathF.Max(amax, MathF.Abs(xh[g * gs + i]));
             scales[g] = GroupScale(amax, qmax, out float inverse);

@@ -82,18 +82,18 @@ internal static unsafe partial class IntegerGemm
                 if (TR.Value > 2) Finish<TV>(i20, i21, corr[2 * groups + g], sa[2 * groups + g], sw0, sw1, ones, ref f20, ref f21);
                 if (TR.Value > 3) Finish<TV>(i30, i31, corr[3 * groups + g], sa[3 * groups + g], sw0, sw1, ones, ref f30, ref f31);
             }
-            if (p.PaddedRank > 0)
+            if (p.BranchWidth > 0)
             {
                 float* lora = q.LowRank;
                 float* u0 = p.Up + (long)panel0 * p.PanelUpFloats, u1 = u0 + p.PanelUpFloats;
-                for (int j = 0; j < p.PaddedRank; j++, u0 += IntegerMatrix.PanelWidth, u1 += IntegerMatrix.PanelWidth)
+                for (int j = 0; j < p.BranchWidth; j++, u0 += IntegerMatrix.PanelWidth, u1 += IntegerMatrix.PanelWidth)
                 {
                     var up0 = Vector512.Load(u0);
                     var up1 = TV.Value > 1 ? Vector512.Load(u1) : default;
                     UpStep<TV>(lora[j], up0, up1, ref f00, ref f01);
-                    if (TR.Value > 1) UpStep<TV>(lora[p.PaddedRank + j], up0, up1, ref f10, ref f11);
-                    if (TR.Value > 2) UpStep<TV>(lora[2 * p.PaddedRank + j], up0, up1, ref f20, ref f21);
-                    if (TR.Value > 3) UpStep<TV>(lora[3 * p.PaddedRank + j], up0, up1, ref f30, ref f31);
+                    if (TR.Value > 1) UpStep<TV>(lora[p.BranchWidth + j], up0, up1, ref f10, ref f11);
+                    if (TR.Value > 2) UpStep<TV>(lora[2 * p.BranchWidth + j], up0, up1, ref f20, ref f21);
+                    if (TR.Value > 3) UpStep<TV>(lora[3 * p.BranchWidth + j], up0, up1, ref f30, ref f31);
                 }
             }
             Store<TV>(dst, f00, f01);

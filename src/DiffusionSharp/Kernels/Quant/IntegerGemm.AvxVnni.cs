@@ -51,7 +51,7 @@ internal static unsafe partial class IntegerGemm
             if (TR.Value > 1) Finish(c10, c11, q.Corrections[1], q.Scales[1], sw0, sw1, dst + Cols);
             if (TR.Value > 2) Finish(c20, c21, q.Corrections[2], q.Scales[2], sw0, sw1, dst + 2 * Cols);
             if (TR.Value > 3) Finish(c30, c31, q.Corrections[3], q.Scales[3], sw0, sw1, dst + 3 * Cols);
-            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, q.LowRank + (long)r * p.PaddedRank, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
+            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, q.LowRank + (long)r * p.BranchWidth, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -133,7 +133,7 @@ internal static unsafe partial class IntegerGemm
                 if (TR.Value > 2) Finish(c20, c21, corr[2 * groups + g], sa[2 * groups + g], sw0, sw1, dst + 2 * Cols);
                 if (TR.Value > 3) Finish(c30, c31, corr[3 * groups + g], sa[3 * groups + g], sw0, sw1, dst + 3 * Cols);
             }
-            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, q.LowRank + (long)r * p.PaddedRank, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
+            for (int r = 0; r < TR.Value; r++) LowRankUp(ref p, q.LowRank + (long)r * p.BranchWidth, panel, dst + r * Cols, IntegerMatrix.PanelWidth);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

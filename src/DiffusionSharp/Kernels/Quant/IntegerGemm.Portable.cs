@@ -36,7 +36,7 @@ internal static unsafe partial class IntegerGemm
                     dst[r * Cols + c] = acc;
                 }
                 for (int v = 0; v * IntegerMatrix.PanelWidth < cols; v++)
-                    LowRankUp(ref p, q.LowRank + (long)r * p.PaddedRank, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
+                    LowRankUp(ref p, q.LowRank + (long)r * p.BranchWidth, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
             }
         }
     }
@@ -64,7 +64,7 @@ internal static unsafe partial class IntegerGemm
                     dst[r * Cols + c] = MathF.FusedMultiplyAdd(dot - corr, p.Scales[(long)panel * p.PanelScaleFloats + lane] * sa, 0f);
                 }
                 for (int v = 0; v * IntegerMatrix.PanelWidth < cols; v++)
-                    LowRankUp(ref p, q.LowRank + (long)r * p.PaddedRank, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
+                    LowRankUp(ref p, q.LowRank + (long)r * p.BranchWidth, panel0 + v, dst + r * Cols + v * IntegerMatrix.PanelWidth, Math.Min(IntegerMatrix.PanelWidth, cols - v * IntegerMatrix.PanelWidth));
             }
         }
     }

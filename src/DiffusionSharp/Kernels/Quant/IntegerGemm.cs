@@ -67,7 +67,7 @@ internal static unsafe partial class IntegerGemm
         public float* Up;
         public long PanelWeightBytes;
         public int PanelScaleFloats, PanelUpFloats;
-        public int PaddedK, Groups, GroupSize, PaddedRank;
+        public int PaddedK, Groups, GroupSize, BranchWidth;
         public int M, N;
         public float* Bias;
         public float* C;
@@ -101,10 +101,10 @@ internal static unsafe partial class IntegerGemm
         var p = new Problem
         {
             Rows = rows, Quantizer = new ActivationQuantizer.Args(w, vectorized: path != IntegerGemmPath.Portable),
-            Weights = w.PanelWeights(0), Scales = w.PanelScales(0), Up = w.PaddedRank > 0 ? w.PanelUp(0) : null,
+            Weights = w.PanelWeights(0), Scales = w.PanelScales(0), Up = w.BranchWidth > 0 ? w.PanelUp(0) : null,
             PanelWeightBytes = w.PanelWeights(1) - w.PanelWeights(0),
-            PanelScaleFloats = w.Groups * IntegerMatrix.PanelWidth, PanelUpFloats = w.PaddedRank * IntegerMatrix.PanelWidth,
-            PaddedK = w.PaddedK, Groups = w.Groups, GroupSize = w.GroupSize, PaddedRank = w.PaddedRank,
+            PanelScaleFloats = w.Groups * IntegerMatrix.PanelWidth, PanelUpFloats = w.BranchWidth * IntegerMatrix.PanelWidth,
+            PaddedK = w.PaddedK, Groups = w.Groups, GroupSize = w.GroupSize, BranchWidth = w.BranchWidth,
             M = m, N = w.N, Bias = bias, C = c, Ldc = ldc, Residual = residual, Ldr = ldr,
         };
         var scheduler = ThreadScheduler.Current;
@@ -147,7 +147,7 @@ internal static unsafe partial class IntegerGemm
         sbyte* codes = (sbyte*)Scratch.Bytes(ScratchSlot.QuantActivations, (long)count * p.PaddedK);
         float* scales = Scratch.Floats(ScratchSlot.QuantScales, (long)count * p.Groups);
         int* corrections = (int*)Scratch.Bytes(ScratchSlot.QuantCorrections, (long)count * p.Groups * sizeof(int));
-        float* lowRank = p.PaddedRank > 0 ? Scratch.Floats(ScratchSlot.QuantLowRank, (long)count * p.PaddedRank) : null;
+        float* lowRank = p.BranchWidth > 0 ? Scratch.Floats(ScratchSlot.QuantLowRank, (long)count * p.BranchWidth) : null;
         ActivationQuantizer.QuantizeRows(ref p.Quantizer, p.Rows, row0, count, codes, scales, corrections, lowRank);
         float* tile = stackalloc float[Rows * Cols];
         for (int block = 0; block < p.ColBlocks; block++)
@@ -156,7 +156,7 @@ internal static unsafe partial class IntegerGemm
             for (int r = 0; r < count; r += Rows)
             {
                 var quad = new Quad(codes + (long)r * p.PaddedK, scales + (long)r * p.Groups, corrections + (long)r * p.Groups,
-                    lowRank != null ? lowRank + (long)r * p.PaddedRank : null);
+                    lowRank != null ? lowRank + (long)r * p.BranchWidth : null);
                 int rows = Math.Min(Rows, count - r);
                 TK.Compute(ref p, quad, rows, 2 * block, cols, tile);
                 Epilogue(ref p, tile, row0 + r, rows, col0, cols);
@@ -196,16 +196,16 @@ internal static unsafe partial class IntegerGemm
         }
     }
 
-    /// <summary>The low-rank up projection of one row (<paramref name="lora"/>: its PaddedRank inputs) on a 16-output
+    /// <summary>The low-rank up projection of one row (<paramref name="lora"/>: its BranchWidth inputs) on a 16-output
     /// accumulator kept in memory (the fallback paths).</summary>
     private static void LowRankUp(ref Problem p, float* lora, int panel, float* acc, int lanes)
     {
-        if (p.PaddedRank == 0) return;
+        if (p.BranchWidth == 0) return;
         float* up = p.Up + (long)panel * p.PanelUpFloats;
         for (int i = 0; i < lanes; i++)
         {
             float v = acc[i];
-            for (int j = 0; j < p.PaddedRank; j++) v = MathF.FusedMultiplyAdd(lora[j], up[j * IntegerMatrix.PanelWidth + i], v);
+            for (int j = 0; j < p.BranchWidth; j++) v = MathF.FusedMultiplyAdd(lora[j], up[j * IntegerMatrix.PanelWidth + i], v);
             acc[i] = v;
         }
     }

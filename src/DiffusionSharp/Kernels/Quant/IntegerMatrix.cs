@@ -14,13 +14,23 @@ namespace DiffusionSharp.Kernels.Quant;
 /// stored weights, symmetric, one scale per output and group of <see cref="GroupSize"/> inputs (W4A4; 64 in SVDQuant)
 /// or per output channel (W8A8: one group spanning the row).
 /// <para>
+/// Asymmetric activations (<see cref="AsymmetricActivations"/>, W4A4 only): each row's group is coded over its own
+/// [min, max] in 16 levels, x̂ ≈ sx · qx + zx with qx in [-8, 7] and the zero point zx = min + 8 sx, which adds
+/// Σ_g zx[g] · sw[n, g] · Σ_{k in g} qw[n, k]. That term is a product of a per-(row, group) and a per-(output, group)
+/// value, so it rides on the low-rank branch: the branch gets one more input per group (zx, written by the quantizer)
+/// and one more up column per group (sw · Σ qw, made at packing), and the integer GEMM is unchanged. Symmetric codes
+/// use 15 of the 16 levels and spend half of them on the sign of groups that are mostly one-signed (post-SiLU
+/// features, SwiGLU products); coding over [min, max] halves the step for such groups.
+/// </para>
+/// <para>
 /// Packed layout (K padded with zeros to <see cref="PaddedK"/>, a multiple of the group and of 64; N to panels of
 /// <see cref="PanelWidth"/> outputs):
 /// 4-bit weights: panel p, octet o (inputs 8o..8o+7) is 64 bytes; byte 4c + j holds output 16p + c: input 8o + j in
 /// the low nibble, 8o + 4 + j in the high nibble, each stored as w + 8 in [0, 15]. 8-bit weights: panel p, quad q
 /// (inputs 4q..4q+3) is 64 bytes; byte 4c + j is w[16p + c, 4q + j] + 128. So a 512-bit load is one octet (one quad)
 /// of 16 outputs, lanes of 4 consecutive inputs per output — the operand of vpmaddubsw / vpdpbusd. Weight scales:
-/// [panel][group][16] floats. Low-rank: down [K][r16] (r16 = r rounded up to 16, zeros past r), up [panel][r16][16].
+/// [panel][group][16] floats. Low-rank: down [K][r16] (r16 = r rounded up to 16, zeros past r), up [panel][b][16]
+/// with b = r16 (+ the groups rounded up to 16 with asymmetric activations: the zero-point columns).
 /// </para>
 /// </summary>
 public sealed unsafe class IntegerMatrix : QuantizedMatrix
@@ -48,10 +58,16 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
     public int Groups => PaddedK / GroupSize;
     public int Rank { get; }
     internal int PaddedRank { get; }
+
+    /// <summary>Activation groups are coded over [min, max] with a zero point (W4A4 only; see the class remarks).</summary>
+    public bool AsymmetricActivations { get; }
+
+    /// <summary>Inputs of the up projection per row: the padded rank, then (asymmetric activations) one zero point per group, padded to 16.</summary>
+    internal int BranchWidth { get; }
     public int PanelCount => (N + PanelWidth - 1) / PanelWidth;
     public bool HasSmoothing => _invSmooth != null;
 
-    /// <summary>Largest activation code: 7 (4-bit) or 127 (8-bit); codes are symmetric, [-max, max].</summary>
+    /// <summary>Largest activation code: 7 (4-bit) or 127 (8-bit); symmetric codes are in [-max, max], asymmetric ones in [-8, 7].</summary>
     public int ActivationMax => Bits == 4 ? 7 : 127;
 
     /// <summary>The bias added to stored weights to make them unsigned bytes: 8 (4-bit) or 128 (8-bit).</summary>
@@ -64,22 +80,23 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
     /// W4A4: <paramref name="weights"/> [n, k] int4 codes in [-8, 7], <paramref name="scales"/> [n, ceil(k / groupSize)];
     /// <paramref name="smooth"/> λ [k] (empty: none); <paramref name="down"/> [k, rank] and <paramref name="up"/> [n, rank]
     /// (rank 0: no low-rank branch). <paramref name="groupSize"/> is a multiple of 16 from 16 to 256.
+    /// <paramref name="asymmetricActivations"/>: activations coded per group over [min, max] (class remarks).
     /// </summary>
     public static IntegerMatrix W4A4(int n, int k, int groupSize, ReadOnlySpan<sbyte> weights, ReadOnlySpan<float> scales,
-        ReadOnlySpan<float> smooth, int rank, ReadOnlySpan<float> down, ReadOnlySpan<float> up)
+        ReadOnlySpan<float> smooth, int rank, ReadOnlySpan<float> down, ReadOnlySpan<float> up, bool asymmetricActivations = false)
     {
         if (groupSize < 16 || groupSize > 256 || groupSize % 16 != 0)
             throw new ArgumentException($"The W4A4 group size must be a multiple of 16 from 16 to 256, got {groupSize}.", nameof(groupSize));
-        return new IntegerMatrix(4, n, k, groupSize, weights, scales, smooth, rank, down, up);
+        return new IntegerMatrix(4, n, k, groupSize, weights, scales, smooth, rank, down, up, asymmetricActivations);
     }
 
     /// <summary>W8A8: <paramref name="weights"/> [n, k] int8 codes, <paramref name="scales"/> [n] (per output channel).</summary>
     public static IntegerMatrix W8A8(int n, int k, ReadOnlySpan<sbyte> weights, ReadOnlySpan<float> scales,
         ReadOnlySpan<float> smooth = default, int rank = 0, ReadOnlySpan<float> down = default, ReadOnlySpan<float> up = default)
-        => new(8, n, k, 0, weights, scales, smooth, rank, down, up);
+        => new(8, n, k, 0, weights, scales, smooth, rank, down, up, asymmetricActivations: false);
 
     private IntegerMatrix(int bits, int n, int k, int groupSize, ReadOnlySpan<sbyte> weights, ReadOnlySpan<float> scales,
-        ReadOnlySpan<float> smooth, int rank, ReadOnlySpan<float> down, ReadOnlySpan<float> up) : base(n, k)
+        ReadOnlySpan<float> smooth, int rank, ReadOnlySpan<float> down, ReadOnlySpan<float> up, bool asymmetricActivations) : base(n, k)
     {
         Bits = bits;
         PaddedK = RoundUp(k, bits == 4 ? Math.Max(KAlignment, groupSize) : KAlignment);
@@ -87,6 +104,8 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
         GroupSize = bits == 4 ? groupSize : PaddedK;
         Rank = rank;
         PaddedRank = RoundUp(rank, 16);
+        AsymmetricActivations = asymmetricActivations;
+        BranchWidth = PaddedRank + (asymmetricActivations ? RoundUp(Groups, 16) : 0);
         int groups = Groups, logicalGroups = bits == 4 ? (k + groupSize - 1) / groupSize : 1;
         if (weights.Length != (long)n * k) throw new ArgumentException($"Weights hold {weights.Length} codes; [{n}, {k}] needs {(long)n * k}.", nameof(weights));
         if (scales.Length != (long)n * logicalGroups) throw new ArgumentException($"Scales hold {scales.Length} values; [{n}, {logicalGroups}] needed.", nameof(scales));
@@ -106,7 +125,7 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
         int panels = PanelCount;
         long weightBytes = (long)panels * PanelWidth * PaddedK * bits / 8;
         long scaleFloats = (long)panels * groups * PanelWidth;
-        long downFloats = (long)k * PaddedRank, upFloats = (long)panels * PaddedRank * PanelWidth;
+        long downFloats = (long)k * PaddedRank, upFloats = (long)panels * BranchWidth * PanelWidth;
         try
         {
             _weights = (byte*)Alloc(weightBytes);
@@ -124,15 +143,26 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
             if (rank > 0)
             {
                 _down = (float*)Alloc(downFloats * sizeof(float));
-                _up = (float*)Alloc(upFloats * sizeof(float));
                 new Span<float>(_down, checked((int)downFloats)).Clear();
-                new Span<float>(_up, checked((int)upFloats)).Clear();
                 for (int i = 0; i < k; i++)
                 for (int j = 0; j < rank; j++)
                     _down[(long)i * PaddedRank + j] = down[i * rank + j];
+            }
+            if (BranchWidth > 0)
+            {
+                _up = (float*)Alloc(upFloats * sizeof(float));
+                new Span<float>(_up, checked((int)upFloats)).Clear();
                 for (int o = 0; o < n; o++)
                 for (int j = 0; j < rank; j++)
-                    _up[((long)(o / PanelWidth) * PaddedRank + j) * PanelWidth + o % PanelWidth] = up[o * rank + j];
+                    _up[((long)(o / PanelWidth) * BranchWidth + j) * PanelWidth + o % PanelWidth] = up[o * rank + j];
+                if (asymmetricActivations)
+                    for (int o = 0; o < n; o++)
+                    for (int g = 0; g < logicalGroups; g++)
+                    {
+                        int sum = 0;
+                        for (int i = g * groupSize; i < Math.Min(k, (g + 1) * groupSize); i++) sum += weights[o * k + i];
+                        _up[((long)(o / PanelWidth) * BranchWidth + PaddedRank + g) * PanelWidth + o % PanelWidth] = scales[o * logicalGroups + g] * sum;
+                    }
             }
         }
         catch
@@ -141,7 +171,7 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
             throw;
         }
         _byteSize = weightBytes + scaleFloats * sizeof(float) + (_invSmooth != null ? (long)k * sizeof(float) : 0)
-            + (rank > 0 ? (downFloats + upFloats) * sizeof(float) : 0);
+            + (rank > 0 ? downFloats * sizeof(float) : 0) + (BranchWidth > 0 ? upFloats * sizeof(float) : 0);
     }
 
     private void PackWeights(ReadOnlySpan<sbyte> weights, int n, int k)
@@ -185,8 +215,8 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
     /// <summary>The low-rank down projection [K][PaddedRank] (applied to x̂), or null.</summary>
     internal float* Down => _down;
 
-    /// <summary>Up projection of panel <paramref name="panel"/>: [PaddedRank][16].</summary>
-    internal float* PanelUp(int panel) => _up + (long)panel * PaddedRank * PanelWidth;
+    /// <summary>Up projection of panel <paramref name="panel"/>: [BranchWidth][16].</summary>
+    internal float* PanelUp(int panel) => _up + (long)panel * BranchWidth * PanelWidth;
 
     // ------------------------------------------------------------------ logical values, for references and tests
 
@@ -229,15 +259,21 @@ public sealed unsafe class IntegerMatrix : QuantizedMatrix
         var q = new sbyte[PaddedK];
         var scales = new float[groups];
         var lora = new double[Rank];
-        ActivationQuantizer.QuantizeRowReference(x, this, q, scales, lora);
+        var zeros = new float[groups];
+        ActivationQuantizer.QuantizeRowReference(x, this, q, scales, lora, zeros);
         for (int o = 0; o < N; o++)
         {
             double sum = 0;
             for (int g = 0; g < groups; g++)
             {
-                long dot = 0;
-                for (int i = g * GroupSize; i < (g + 1) * GroupSize; i++) dot += q[i] * Weight(o, i);
+                long dot = 0, weights = 0;
+                for (int i = g * GroupSize; i < (g + 1) * GroupSize; i++)
+                {
+                    dot += q[i] * Weight(o, i);
+                    weights += Weight(o, i);
+                }
                 sum += (double)scales[g] * Scale(o, g) * dot;
+                if (AsymmetricActivations) sum += (double)zeros[g] * Scale(o, g) * weights;
             }
             for (int j = 0; j < Rank; j++) sum += lora[j] * UpAt(o, j);
             if (bias != null) sum += bias[o];

@@ -69,40 +69,52 @@ public unsafe class IntegerMatrixTests
     }
 
     [Theory]
-    [InlineData(4, 64, 0, false)]
-    [InlineData(4, 32, 32, true)]
-    [InlineData(4, 128, 7, true)]
-    [InlineData(4, 16, 0, true)]
-    [InlineData(4, 256, 32, false)]
-    [InlineData(8, 0, 0, false)]
-    public void Vector_quantizer_makes_the_reference_codes_and_scales_exactly(int bits, int group, int rank, bool smooth)
+    [InlineData(4, 64, 0, false, false)]
+    [InlineData(4, 32, 32, true, false)]
+    [InlineData(4, 128, 7, true, false)]
+    [InlineData(4, 16, 0, true, false)]
+    [InlineData(4, 256, 32, false, false)]
+    [InlineData(8, 0, 0, false, false)]
+    [InlineData(4, 64, 0, false, true)]
+    [InlineData(4, 32, 32, true, true)]
+    [InlineData(4, 16, 7, true, true)]
+    [InlineData(4, 256, 16, false, true)]
+    public void Vector_quantizer_makes_the_reference_codes_and_scales_exactly(int bits, int group, int rank, bool smooth, bool asymmetric)
     {
         const int m = 37, n = 3, k = 203;
-        using var w = bits == 4 ? RandomW4A4(n, k, group, rank, smooth, 11) : RandomW8A8(n, k, 11);
+        using var w = bits == 4 ? RandomW4A4(n, k, group, rank, smooth, 11, asymmetric) : RandomW8A8(n, k, 11);
         var x = Uniform(m * k, 12, 3f);
         x[5] = 0f;
         for (int i = 2 * k; i < 3 * k; i++) x[i] = 0f;    // an all-zero row
+        for (int i = 3 * k; i < 4 * k; i++) x[i] = 0.75f; // a constant row (asymmetric: exact, through the zero point)
+        for (int i = 5 * k; i < 6 * k; i++) x[i] = MathF.Abs(x[i]); // one-signed
         x[4 * k + 3] = float.NaN;                          // non-finite values: their group's scale is NaN, its codes 0
         x[6 * k + k - 1] = float.PositiveInfinity;         // (in the last, partial group)
         x[8 * k + 70] = float.NegativeInfinity;
         var vector = new QuantizedActivations(m, w);
         var codes = new sbyte[m * w.PaddedK];
         var scales = new float[m * w.Groups];
-        var lowRank = new float[m * w.PaddedRank];
+        var lowRank = new float[m * w.BranchWidth];
         fixed (float* px = x)
         {
             ActivationQuantizer.Quantize(ActivationRows.Matrix(px, k, k), m, w, vector, vectorized: true);
             new ReadOnlySpan<sbyte>(vector.Codes, codes.Length).CopyTo(codes);
             new ReadOnlySpan<float>(vector.Scales, scales.Length).CopyTo(scales);
-            new ReadOnlySpan<float>(vector.LowRank, lowRank.Length).CopyTo(lowRank);
+            if (lowRank.Length > 0) new ReadOnlySpan<float>(vector.LowRank, lowRank.Length).CopyTo(lowRank);
             var refCodes = new sbyte[w.PaddedK];
             var refScales = new float[w.Groups];
             var refLowRank = new double[w.Rank];
+            var refZeros = new float[w.Groups];
             for (int r = 0; r < m; r++)
             {
-                ActivationQuantizer.QuantizeRowReference(px + r * k, w, refCodes, refScales, refLowRank);
+                ActivationQuantizer.QuantizeRowReference(px + r * k, w, refCodes, refScales, refLowRank, refZeros);
                 Assert.Equal(refCodes, codes.AsSpan(r * w.PaddedK, w.PaddedK).ToArray());
                 Assert.Equal(refScales, scales.AsSpan(r * w.Groups, w.Groups).ToArray());
+                if (asymmetric)
+                {
+                    Assert.Equal(refZeros, lowRank.AsSpan(r * w.BranchWidth + w.PaddedRank, w.Groups).ToArray());
+                    Assert.All(lowRank.AsSpan(r * w.BranchWidth + w.PaddedRank + w.Groups, w.BranchWidth - w.PaddedRank - w.Groups).ToArray(), v => Assert.Equal(0f, v));
+                }
                 for (int g = 0; g < w.Groups; g++)
                 {
                     int sum = 0;
@@ -111,11 +123,32 @@ public unsafe class IntegerMatrixTests
                 }
                 bool finite = x.AsSpan(r * k, k).ToArray().All(float.IsFinite);
                 for (int j = 0; j < w.Rank; j++)
-                    Assert.True(finite ? Math.Abs(lowRank[r * w.PaddedRank + j] - refLowRank[j]) <= 1e-5 * (1 + Math.Abs(refLowRank[j]))
-                        : !float.IsFinite(lowRank[r * w.PaddedRank + j]), $"row {r} rank {j}");
+                    Assert.True(finite ? Math.Abs(lowRank[r * w.BranchWidth + j] - refLowRank[j]) <= 1e-5 * (1 + Math.Abs(refLowRank[j]))
+                        : !float.IsFinite(lowRank[r * w.BranchWidth + j]), $"row {r} rank {j}");
             }
         }
-        Assert.All(codes, c => Assert.InRange(c, -w.ActivationMax, w.ActivationMax));
+        if (asymmetric)
+        {
+            Assert.All(codes, c => Assert.InRange(c, -8, 7));
+            // Every finite group is reconstructed within half a step: x̂ ≈ s · q + zero.
+            for (int r = 0; r < m; r++)
+            for (int g = 0; g < w.Groups; g++)
+            {
+                float s = scales[r * w.Groups + g], zero = lowRank[r * w.BranchWidth + w.PaddedRank + g];
+                if (float.IsNaN(s)) continue;
+                for (int i = g * w.GroupSize; i < Math.Min(k, (g + 1) * w.GroupSize); i++)
+                {
+                    double xh = x[r * k + i] * w.InvSmoothAt(i), back = s * codes[r * w.PaddedK + i] + (double)zero;
+                    Assert.True(Math.Abs(back - xh) <= s / 2 * 1.0001 + 1e-6 * Math.Abs(xh), $"row {r} input {i}: {back} for {xh} (step {s})");
+                }
+            }
+            if (!smooth && w.GroupSize <= k)
+            {
+                Assert.Equal(0f, scales[3 * w.Groups]);                         // the constant row's first group: no step, exact
+                Assert.Equal(0.75f, lowRank[3 * w.BranchWidth + w.PaddedRank]);
+            }
+        }
+        else Assert.All(codes, c => Assert.InRange(c, -w.ActivationMax, w.ActivationMax));
         Assert.Equal(0f, scales[2 * w.Groups]);
         Assert.Contains(scales.AsSpan(4 * w.Groups, w.Groups).ToArray(), float.IsNaN);
         Assert.Contains(scales.AsSpan(6 * w.Groups, w.Groups).ToArray(), float.IsNaN);
@@ -136,8 +169,9 @@ public unsafe class IntegerMatrixTests
             int k = Ks[combo % Ks.Length];
             int group = new[] { 64, 32, 128 }[combo % 3];
             int rank = new[] { 0, 32, 5, 16 }[combo % 4];
-            using var w = RandomW4A4(n, k, group, rank, smooth: combo % 2 == 0, seed: combo);
-            CheckLinear(w, m, residual: combo % 3 == 0, bias: combo % 5 != 0, path, $"W4A4 m {m} n {n} k {k} g {group} r {rank}");
+            bool asymmetric = combo % 7 < 3;
+            using var w = RandomW4A4(n, k, group, rank, smooth: combo % 2 == 0, seed: combo, asymmetric);
+            CheckLinear(w, m, residual: combo % 3 == 0, bias: combo % 5 != 0, path, $"W4A4 m {m} n {n} k {k} g {group} r {rank} asymmetric {asymmetric}");
             combo++;
         }
     }
@@ -158,11 +192,11 @@ public unsafe class IntegerMatrixTests
     }
 
     [Theory]
-    [MemberData(nameof(Int4Paths), MemberType = typeof(QuantTestData))]
-    public void W4A4_convolution_patches_match_reference(IntegerGemmPath path)
+    [MemberData(nameof(Int4PathsBothActivations), MemberType = typeof(QuantTestData))]
+    public void W4A4_convolution_patches_match_reference(IntegerGemmPath path, bool asymmetric)
     {
         var g = new Conv2dGeometry(2, 7, 5, 24, 40, 3, 3, 2, 1, 1, 1, 0, 1);
-        using var w = RandomW4A4(g.OutChannels, g.PatchSize, 64, 32, smooth: true, seed: 3);
+        using var w = RandomW4A4(g.OutChannels, g.PatchSize, 64, 32, smooth: true, seed: 3, asymmetric);
         int pixels = (int)g.OutputPixels;
         using var x = GuardedUniform(g.Batch * g.InHeight * g.InWidth * g.InChannels, 4, 2f);
         using var bias = GuardedUniform(g.OutChannels, 5);
@@ -177,13 +211,13 @@ public unsafe class IntegerMatrixTests
     [Fact]
     public void All_paths_give_bitwise_identical_results()
     {
-        foreach (int bits in new[] { 4, 8 })
+        foreach (int bits in new[] { 4, 8, 5 })             // 5: 4-bit with asymmetric activations
         {
             const int m = 45, n = 70, k = 300;
-            using var w = bits == 4 ? RandomW4A4(n, k, 64, 32, true, 8) : RandomW8A8(n, k, 8);
+            using var w = bits != 8 ? RandomW4A4(n, k, 64, 32, true, 8, asymmetric: bits == 5) : RandomW8A8(n, k, 8);
             using var x = GuardedUniform(m * k, 9, 2f);
             float[]? first = null;
-            foreach (var path in Paths(bits))
+            foreach (var path in Paths(w.Bits))
             {
                 using var c = new GuardedBuffer(m * n);
                 w.Forward(ActivationRows.Matrix(x.Pointer, k, k), m, null, c.Pointer, n, null, 0, path);
@@ -209,11 +243,11 @@ public unsafe class IntegerMatrixTests
     }
 
     [Theory]
-    [MemberData(nameof(Int4Paths), MemberType = typeof(QuantTestData))]
-    public void A_non_finite_input_makes_its_row_NaN_and_leaves_the_others(IntegerGemmPath path)
+    [MemberData(nameof(Int4PathsBothActivations), MemberType = typeof(QuantTestData))]
+    public void A_non_finite_input_makes_its_row_NaN_and_leaves_the_others(IntegerGemmPath path, bool asymmetric)
     {
         const int m = 6, n = 20, k = 100;
-        using var w = RandomW4A4(n, k, 64, 16, false, 31);
+        using var w = RandomW4A4(n, k, 64, 16, false, 31, asymmetric);
         var xv = Uniform(m * k, 32);
         xv[1 * k + 70] = float.NaN;
         xv[4 * k + 3] = float.PositiveInfinity;
@@ -232,8 +266,10 @@ public unsafe class IntegerMatrixTests
         }
     }
 
-    [Fact]
-    public void W4A4_output_approximates_the_dequantized_product_it_encodes()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void W4A4_output_approximates_the_dequantized_product_it_encodes(bool asymmetric)
     {
         // Independent of the packing: y ≈ Σ_k (x/λ)[k] · (q[n,k] · s[n,g]) + Σ_j (x/λ · down)[j] · up[n,j] up to
         // the activation rounding (at most half a step, s_x / 2, per input).
@@ -245,8 +281,9 @@ public unsafe class IntegerMatrixTests
         var lambda = Floats(rng, k, 0.5f, 2f);
         var down = Floats(rng, k * rank, -0.1f, 0.1f);
         var up = Floats(rng, n * rank, -0.1f, 0.1f);
-        using var w = IntegerMatrix.W4A4(n, k, 64, codes, scales, lambda, rank, down, up);
+        using var w = IntegerMatrix.W4A4(n, k, 64, codes, scales, lambda, rank, down, up, asymmetric);
         var x = Uniform(m * k, 42);
+        if (asymmetric) for (int i = 0; i < x.Length; i += 3) x[i] = MathF.Abs(x[i]) + 0.5f;   // skewed groups
         var y = new float[m * n];
         fixed (float* px = x, py = y) w.Forward(ActivationRows.Matrix(px, k, k), m, null, py, n);
         for (int r = 0; r < m; r++)

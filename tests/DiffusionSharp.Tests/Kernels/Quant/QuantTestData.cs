@@ -10,6 +10,17 @@ internal static class QuantTestData
     public static TheoryData<IntegerGemmPath> Int4Paths => Data(4);
     public static TheoryData<IntegerGemmPath> Int8Paths => Data(8);
 
+    /// <summary>Every supported 4-bit path, with symmetric and with asymmetric activations.</summary>
+    public static TheoryData<IntegerGemmPath, bool> Int4PathsBothActivations
+    {
+        get
+        {
+            var data = new TheoryData<IntegerGemmPath, bool>();
+            foreach (var path in Paths(4)) { data.Add(path, false); data.Add(path, true); }
+            return data;
+        }
+    }
+
     private static TheoryData<IntegerGemmPath> Data(int bits)
     {
         var data = new TheoryData<IntegerGemmPath>();
@@ -17,8 +28,8 @@ internal static class QuantTestData
         return data;
     }
 
-    /// <summary>Codes uniform in [-8, 7], scales in [0.01, 0.03), λ in [0.5, 2) (or none), factors in [-0.2, 0.2).</summary>
-    public static IntegerMatrix RandomW4A4(int n, int k, int group, int rank, bool smooth, int seed)
+    /// <summary>Codes uniform in [-8, 7], scales in [0.01, 0.03), λ in [0.5, 2) (or none), factors in [-0.2, 0.2); symmetric or asymmetric activations.</summary>
+    public static IntegerMatrix RandomW4A4(int n, int k, int group, int rank, bool smooth, int seed, bool asymmetric = false)
     {
         var rng = new Random(seed);
         var codes = new sbyte[n * k];
@@ -26,7 +37,7 @@ internal static class QuantTestData
         int groups = (k + group - 1) / group;
         var scales = Floats(rng, n * groups, 0.01f, 0.03f);
         var lambda = smooth ? Floats(rng, k, 0.5f, 2f) : [];
-        return IntegerMatrix.W4A4(n, k, group, codes, scales, lambda, rank, Floats(rng, k * rank, -0.2f, 0.2f), Floats(rng, n * rank, -0.2f, 0.2f));
+        return IntegerMatrix.W4A4(n, k, group, codes, scales, lambda, rank, Floats(rng, k * rank, -0.2f, 0.2f), Floats(rng, n * rank, -0.2f, 0.2f), asymmetric);
     }
 
     public static IntegerMatrix RandomW8A8(int n, int k, int seed)
