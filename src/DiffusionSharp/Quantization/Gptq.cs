@@ -11,18 +11,37 @@ namespace DiffusionSharp.Quantization;
 /// <para>As in the authors' code: dead inputs (H_ii = 0) get H_ii = 1; H gets a damping of <c>damp</c> times the mean
 /// of its diagonal; U is the upper Cholesky factor of H⁻¹ (so the per-column updates are rows of U); the scales of a
 /// group are taken from the group's weights as updated when its first column is reached ("static_groups" off), rounded
-/// to fp16 like <see cref="WeightQuantizer.Int4Groups"/>'s. Costs O(rows K² + K³ + N K²) in float64.</para>
+/// to fp16 like <see cref="WeightQuantizer.Int4Groups"/>'s. Costs O(rows K² + K³) once per set of inputs
+/// (<see cref="Prepare"/>), then O(N K²) per weight quantized with it, in float64.</para>
 /// </summary>
 public static class Gptq
 {
+    /// <summary>U, the upper Cholesky factor of the damped inverse Hessian of inputs of width <see cref="K"/>.</summary>
+    public sealed class Factor
+    {
+        internal Factor(int k, double[] u) => (K, U) = (k, u);
+        public int K { get; }
+        internal double[] U { get; }
+    }
+
+    /// <summary>The factor for inputs <paramref name="x"/> [rows, K]: computed once, shared by every weight quantized against them.</summary>
+    public static Factor Prepare(ReadOnlySpan<double> x, int rows, int k, double damp = 0.01)
+    {
+        if (k <= 0 || rows <= 0 || x.Length != (long)rows * k) throw new ArgumentException($"[{rows}, {k}] inputs need {(long)rows * k} values, got {x.Length}.");
+        return new Factor(k, InverseHessianFactor(Hessian(x, rows, k), k, damp));
+    }
+
     /// <param name="w">[N, K] weights (not modified).</param>
     /// <param name="x">[rows, K] calibration inputs, row-major, as the layer's weight multiplies them.</param>
     public static (sbyte[] Codes, float[] Scales) Int4Groups(ReadOnlySpan<double> w, int n, int k, int group, ReadOnlySpan<double> x, int rows, double damp = 0.01)
+        => Int4Groups(w, n, k, group, Prepare(x, rows, k, damp));
+
+    public static (sbyte[] Codes, float[] Scales) Int4Groups(ReadOnlySpan<double> w, int n, int k, int group, Factor factor)
     {
         if (n <= 0 || k <= 0 || w.Length != (long)n * k) throw new ArgumentException($"A [{n}, {k}] weight needs {(long)n * k} values, got {w.Length}.");
-        if (rows <= 0 || x.Length != (long)rows * k) throw new ArgumentException($"[{rows}, {k}] inputs need {(long)rows * k} values, got {x.Length}.");
+        if (factor.K != k) throw new ArgumentException($"The GPTQ factor is for {factor.K} inputs, the weight has {k}.", nameof(factor));
         if (group <= 0) throw new ArgumentOutOfRangeException(nameof(group), group, "The group size must be positive.");
-        var u = InverseHessianFactor(Hessian(x, rows, k), k, damp);
+        var u = factor.U;
         var work = w.ToArray();
         int groups = (k + group - 1) / group;
         var codes = new sbyte[n * k];
@@ -49,12 +68,12 @@ public static class Gptq
                 codes[o * k + i] = q;
                 error[o] = (v - q * (double)s) / d;
             }
+            var ui = u.AsSpan(i * k, k);
             for (int o = 0; o < n; o++)
             {
                 double e = error[o];
                 if (e == 0) continue;
                 var row = work.AsSpan(o * k, k);
-                var ui = u.AsSpan(i * k, k);
                 for (int j = i + 1; j < k; j++) row[j] -= e * ui[j];
             }
         }
@@ -80,7 +99,7 @@ public static class Gptq
     }
 
     /// <summary>U upper triangular with Uᵀ U = (H + damping)⁻¹, [K, K] row-major.</summary>
-    internal static double[] InverseHessianFactor(double[] h, int k, double damp)
+    private static double[] InverseHessianFactor(double[] h, int k, double damp)
     {
         double mean = 0;
         for (int i = 0; i < k; i++)
@@ -112,7 +131,7 @@ public static class Gptq
     }
 
     /// <summary>The lower Cholesky factor of a symmetric positive definite [K, K] matrix.</summary>
-    internal static double[] Cholesky(double[] a, int k)
+    private static double[] Cholesky(double[] a, int k)
     {
         var l = new double[(long)k * k];
         for (int i = 0; i < k; i++)

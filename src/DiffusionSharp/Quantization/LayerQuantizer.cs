@@ -144,12 +144,12 @@ public sealed unsafe class LayerQuantizer
         var lambda = best.Smooth ?? Ones();
         var smoothed = Smoothed(lambda);
         var current = best;
-        double[]? inputs = _settings.Gptq ? SmoothedInputs(lambda) : null;
-        if (inputs != null)
+        var gptq = _settings.Gptq ? Gptq.Prepare(SmoothedInputs(lambda), _rows, _k) : null;
+        if (gptq != null)
         {
             var residual = (double[])smoothed.Clone();
             if (best.Rank > 0) Subtract(residual, best.Down!, best.Up!, best.Rank);
-            var candidate = Scored(Int4Layer(lambda, best.Rank, best.Down ?? [], best.Up ?? [], residual, best.Alpha, best.Beta, inputs));
+            var candidate = Scored(Int4Layer(lambda, best.Rank, best.Down ?? [], best.Up ?? [], residual, best.Alpha, best.Beta, gptq));
             if (candidate.RelativeError < current.RelativeError) current = candidate;
         }
         if (best.Rank == 0) return current;
@@ -161,7 +161,7 @@ public sealed unsafe class LayerQuantizer
             var (down, up, _) = Split(target, Svd.Truncated(target, _n, _k, best.Rank));
             var residual = (double[])smoothed.Clone();
             Subtract(residual, down, up, best.Rank);
-            var candidate = Scored(Int4Layer(lambda, best.Rank, down, up, residual, best.Alpha, best.Beta, inputs));
+            var candidate = Scored(Int4Layer(lambda, best.Rank, down, up, residual, best.Alpha, best.Beta, gptq));
             if (!(candidate.RelativeError < current.RelativeError)) break;
             current = candidate;
         }
@@ -217,11 +217,11 @@ public sealed unsafe class LayerQuantizer
         return x;
     }
 
-    /// <param name="gptqInputs">The smoothed calibration rows to quantize the residual with GPTQ; null rounds to nearest.</param>
-    private QuantizedLayer Int4Layer(float[] lambda, int rank, float[] down, float[] up, double[] residual, double? alpha, double? beta, double[]? gptqInputs = null)
+    /// <param name="gptq">The factor of the smoothed calibration rows to quantize the residual with GPTQ; null rounds to nearest.</param>
+    private QuantizedLayer Int4Layer(float[] lambda, int rank, float[] down, float[] up, double[] residual, double? alpha, double? beta, Gptq.Factor? gptq = null)
     {
-        var (codes, scales) = gptqInputs != null
-            ? Gptq.Int4Groups(residual, _n, _k, _settings.GroupSize, gptqInputs, _rows)
+        var (codes, scales) = gptq != null
+            ? Gptq.Int4Groups(residual, _n, _k, _settings.GroupSize, gptq)
             : WeightQuantizer.Int4Groups(residual, _n, _k, _settings.GroupSize);
         bool smooth = lambda.Any(l => l != 1f);
         return Layer(QuantizedLayerFormat.W4A4, (byte[])(Array)codes, scales) with
