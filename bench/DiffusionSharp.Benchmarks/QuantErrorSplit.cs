@@ -14,11 +14,12 @@ namespace DiffusionSharp.Benchmarks;
 /// per layer and as a geometric mean, on held-out calibration rows. The first COUNT prompts are generated in fp32 with
 /// every UNet layer's input rows sampled (N + 256 per layer); each layer is quantized (svdquant at RANK, 10-step
 /// smoothing search, 2 refinement rounds; `asym`: asymmetric activations, `gptq`: GPTQ residual) from the first N
-/// rows (default 256), and its relative output error ‖Y − Ŷ‖² / ‖Y‖² is measured on the other 256, in float64, four ways:
+/// rows (default 256), and its relative output error ‖Y − Ŷ‖² / ‖Y‖² is measured on the other 256, in float64, four ways
+/// (the activations quantized by the kernels' reference quantizer, <c>ActivationQuantizer.QuantizeRowReference</c>):
 /// W = weights quantized, activations exact; A = activations quantized, weights exact (branch + exact residual);
 /// both = what the layer computes; nf4 = weight-only NF4 of the unsmoothed weight (group 64).
 /// </summary>
-public static class QuantErrorSplit
+public static unsafe class QuantErrorSplit
 {
     private const int Held = 256;
 
@@ -76,23 +77,22 @@ public static class QuantErrorSplit
             branch[o * k + i] = s;
         }
         var nf = WeightQuantizer.Nf4Groups(w, n, k, 64);
+        using var matrix = (IntegerMatrix)layer.CreateMatrix();
+        var codes = new sbyte[matrix.PaddedK];
+        var scales = new float[matrix.Groups];
+        var zeros = new float[matrix.Groups];
+        var lowRank = new double[matrix.Rank];
         var xh = new double[k];
         var xq = new double[k];
         double e0 = 0, eW = 0, eA = 0, eB = 0, eN = 0;
         for (int m = 0; m < Held; m++)
         {
-            for (int i = 0; i < k; i++) xh[i] = r.Samples[(long)(fit + m) * k + i] / lambda[i];
-            for (int g0 = 0; g0 < k; g0 += g)
+            fixed (float* x = &r.Samples[(long)(fit + m) * k])
+                ActivationQuantizer.QuantizeRowReference(x, matrix, codes, scales, lowRank, zeros);
+            for (int i = 0; i < k; i++)
             {
-                int end = Math.Min(k, g0 + g);
-                double lo = 0, hi = 0, amax = 0;                                    // the zero padding counts, as in the kernel
-                if (end - g0 == g) { lo = double.MaxValue; hi = double.MinValue; }
-                for (int i = g0; i < end; i++) { lo = Math.Min(lo, xh[i]); hi = Math.Max(hi, xh[i]); amax = Math.Max(amax, Math.Abs(xh[i])); }
-                for (int i = g0; i < end; i++)
-                {
-                    if (layer.AsymmetricActivations) { double s = (hi - lo) / 15; xq[i] = s == 0 ? xh[i] : lo + Math.Round((xh[i] - lo) / s) * s; }
-                    else { double s = amax / 7; xq[i] = s == 0 ? 0 : Math.Round(xh[i] / s) * s; }
-                }
+                xh[i] = r.Samples[(long)(fit + m) * k + i] * (double)matrix.InvSmoothAt(i);
+                xq[i] = codes[i] * (double)scales[i / g] + (matrix.AsymmetricActivations ? zeros[i / g] : 0);
             }
             for (int o = 0; o < n; o++)
             {
